@@ -1,0 +1,201 @@
+"""Typed, frozen configuration: one dataclass per experiment plus named profiles (quick, full).
+
+    cfg = make_config("deep_init", profile="quick", overrides={"width": "50"})
+
+Overrides arrive as strings from the command line (``--set key=value``); they are converted with the
+field's declared type, and an unknown key or a value of the wrong type is a LabError (exit code 2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from lab.errors import LabError
+
+EXPERIMENT_ORDER = ("shallow_init", "deep_init", "dropout")
+PROFILES = ("quick", "full")
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise LabError(message)
+
+
+@dataclass(frozen=True)
+class DeepInitConfig:
+    """Lab part 2: activation statistics of an untrained 20x100 ReLU net under three inits."""
+
+    seed: int = 0  # drives the data sample and every weight draw
+    depth: int = 20  # hidden ReLU layers, as the lab asks
+    width: int = 100  # units per hidden layer ("about 100" in the lab)
+    n_samples: int = 10_000  # inputs from the two-rings generator: large, so per-layer means are precise
+    n_train: int = 100  # the normalisation statistics come from a training-size sample, as in part 1
+    inits: tuple[str, ...] = ("normal:1", "glorot", "he")  # N(0,1), xavier_normal_, kaiming_normal_(relu)
+    n_nets: int = 5  # independent weight draws per init: the figure shows their spread, not one lucky net
+
+    def __post_init__(self) -> None:
+        _check(self.depth >= 2, f"depth must be >= 2, got {self.depth}")
+        _check(self.width >= 1, f"width must be >= 1, got {self.width}")
+        _check(self.n_samples >= 10, f"n_samples must be >= 10, got {self.n_samples}")
+        _check(self.n_train >= 2, f"n_train must be >= 2, got {self.n_train}")
+        _check(self.n_nets >= 1, f"n_nets must be >= 1, got {self.n_nets}")
+        _check(len(self.inits) >= 1, "inits must name at least one initialisation")
+        from lab.inits import parse_init  # local: inits imports torch, config stays light
+
+        for spec in self.inits:
+            parse_init(spec)
+
+
+@dataclass(frozen=True)
+class ShallowInitConfig:
+    """Lab part 1: a 2-6-3-2 ReLU net on two rings, trained by full-batch GD under many inits."""
+
+    seed: int = 0  # base seed: data from it, and model seeds seed, seed+1, ...
+    n_train: int = 100  # the lab's training-set size
+    n_val: int = 10_000  # large validation set, so validation loss is not noise
+    hidden: tuple[int, ...] = (6, 3)  # the lab's 2-6-3-2 net
+    lr: float = 0.1  # SGD learning rate, full batch
+    steps: int = 1000  # gradient steps, as in the lab
+    n_seeds: int = 5  # model seeds per sweep point: picks rest on medians, not one draw
+    sigma_min: float = 1e-2  # sweep range of weight std, log grid
+    sigma_max: float = 1e1
+    n_sigmas: int = 19  # grid points in [sigma_min, sigma_max]
+
+    def __post_init__(self) -> None:
+        _check(self.n_train >= 2, f"n_train must be >= 2, got {self.n_train}")
+        _check(self.n_val >= 2, f"n_val must be >= 2, got {self.n_val}")
+        _check(all(h >= 1 for h in self.hidden), f"hidden widths must be >= 1, got {self.hidden}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
+        _check(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
+        _check(0 < self.sigma_min < self.sigma_max, "need 0 < sigma_min < sigma_max")
+        _check(self.n_sigmas >= 3, f"n_sigmas must be >= 3, got {self.n_sigmas}")
+
+
+@dataclass(frozen=True)
+class DropoutConfig:
+    """Lab part 3: 784-800-800-10 MLP on MNIST with and without dropout, then MC-dropout ensembles."""
+
+    seed: int = 0  # drives weights, minibatch order and dropout masks
+    n_train: int = 5_000  # first images of MNIST's training split, as in the lab's template
+    n_val: int = 10_000  # the next images: validation; the test split stays untouched
+    hidden: tuple[int, ...] = (800, 800)  # the lab's 784-800-800-10 net
+    p_input: float = 0.2  # dropout on the input (Srivastava et al. 2014)
+    p_hidden: float = 0.5  # dropout after each hidden layer
+    sigma: float = 0.1  # weights N(0, sigma), zero biases, as the lab prescribes
+    lr: float = 3e-4  # AdamW
+    batch_size: int = 100  # minibatch size
+    epochs: int = 50  # long enough that the no-dropout arm overfits
+    k_max: int = 1000  # largest Monte-Carlo ensemble (train-mode passes averaged)
+    n_mask_seeds: int = 3  # repeats of the MC ensemble with different mask seeds, for spread
+    final: bool = False  # evaluate once on MNIST's test split (explicit opt-in only)
+
+    def __post_init__(self) -> None:
+        _check(self.n_train >= 10, f"n_train must be >= 10, got {self.n_train}")
+        _check(self.n_val >= 10, f"n_val must be >= 10, got {self.n_val}")
+        _check(self.n_train + self.n_val <= 60_000, "n_train + n_val must fit in MNIST's 60,000 training images")
+        _check(0.0 <= self.p_input < 1.0, f"p_input must be in [0, 1), got {self.p_input}")
+        _check(0.0 <= self.p_hidden < 1.0, f"p_hidden must be in [0, 1), got {self.p_hidden}")
+        _check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.k_max >= 1, f"k_max must be >= 1, got {self.k_max}")
+        _check(self.n_mask_seeds >= 1, f"n_mask_seeds must be >= 1, got {self.n_mask_seeds}")
+
+
+CONFIG_CLASSES: dict[str, type] = {
+    "shallow_init": ShallowInitConfig,
+    "deep_init": DeepInitConfig,
+    "dropout": DropoutConfig,
+}
+
+# Profile overrides on top of the dataclass defaults (the defaults are the lab's protocol = "full").
+# quick: the whole pipeline end to end in about a minute, for smoke runs and the end-to-end test.
+PROFILE_OVERRIDES: dict[str, dict[str, dict[str, Any]]] = {
+    "full": {},
+    "quick": {
+        "shallow_init": {"n_val": 2_000, "steps": 300, "n_seeds": 2, "n_sigmas": 9},
+        "deep_init": {"n_samples": 2_000, "n_nets": 2},
+        "dropout": {"n_train": 1_000, "n_val": 2_000, "epochs": 3, "k_max": 50, "n_mask_seeds": 2},
+    },
+}
+
+
+def _convert(name: str, raw: str, typ: Any) -> Any:
+    """Convert a command-line string to the field's declared type, or raise a one-line LabError."""
+    origin = typing.get_origin(typ)
+    try:
+        if typ is bool:
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if typ is int:
+            return int(raw)
+        if typ is float:
+            return float(raw)
+        if typ is str:
+            return raw
+        if origin is tuple:
+            (item_type, _ellipsis) = typing.get_args(typ)
+            parts = [p.strip() for p in raw.split(",") if p.strip()]
+            return tuple(_convert(name, p, item_type) for p in parts)
+    except ValueError:
+        pass
+    else:
+        raise LabError(f"override '{name}': unsupported field type {typ}")
+    type_name = getattr(typ, "__name__", str(typ))
+    raise LabError(f"override '{name}={raw}': expected a value of type {type_name}")
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, str]:
+    """Turn ['a=1', 'b=x'] into {'a': '1', 'b': 'x'}; a pair without '=' is an error."""
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise LabError(f"override '{pair}' must look like key=value")
+        key, value = pair.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def make_config(experiment: str, profile: str = "full", overrides: Mapping[str, Any] | None = None) -> Any:
+    """The config of one experiment under a profile, with (string or typed) overrides applied."""
+    if experiment not in CONFIG_CLASSES:
+        raise LabError(f"unknown experiment '{experiment}' (choose from: {', '.join(EXPERIMENT_ORDER)})")
+    if profile not in PROFILE_OVERRIDES:
+        raise LabError(f"unknown profile '{profile}' (choose from: {', '.join(PROFILES)})")
+    cls = CONFIG_CLASSES[experiment]
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = dict(PROFILE_OVERRIDES[profile].get(experiment, {}))
+    for key, raw in (overrides or {}).items():
+        if key not in hints:
+            known = ", ".join(f.name for f in dataclasses.fields(cls))
+            raise LabError(f"unknown setting '{key}' for {experiment} (known: {known})")
+        values[key] = _convert(key, raw, hints[key]) if isinstance(raw, str) else raw
+    return cls(**values)
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    """JSON-friendly dict of a config (tuples become lists)."""
+    return {f.name: (list(v) if isinstance(v := getattr(cfg, f.name), tuple) else v) for f in dataclasses.fields(cfg)}
+
+
+__all__ = [
+    "CONFIG_CLASSES",
+    "DeepInitConfig",
+    "DropoutConfig",
+    "EXPERIMENT_ORDER",
+    "PROFILES",
+    "PROFILE_OVERRIDES",
+    "ShallowInitConfig",
+    "config_to_dict",
+    "make_config",
+    "parse_overrides",
+]

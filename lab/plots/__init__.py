@@ -1,0 +1,70 @@
+"""Compute-free drawing: ``plot_x(data, ax)`` draws from numbers already measured; ``save_figure`` writes.
+
+    fig, ax = new_figure(); plot_layer_stats(layers, ax); save_figure(fig, path)
+
+One module per lab part (shallow, deep, dropout, perf); shared style and helpers live here.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: never needs a display
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lab.results import atomic_write_bytes  # noqa: E402
+
+# One palette for every figure, so an init or an arm has the same colour everywhere in the report.
+COLORS = {
+    "normal:1": "#d62728",
+    "glorot": "#1f77b4",
+    "he": "#2ca02c",
+    "dropout": "#1f77b4",
+    "no_dropout": "#d62728",
+    "eval": "#333333",
+}
+DPI = 110
+
+plt.rcParams.update(
+    {
+        "figure.dpi": DPI,
+        "savefig.dpi": DPI,
+        "font.size": 9,
+        "axes.titlesize": 10,
+        "axes.labelsize": 9,
+        "legend.fontsize": 8,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+    }
+)
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.4, **kwargs):
+    """A figure with a grid of axes sized per panel (inches)."""
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
+    return fig, (axes[0, 0] if axes.size == 1 else axes)
+
+
+def figure_png(fig) -> bytes:
+    """Render and close a figure; PNG bytes with fixed metadata so equal figures are equal files."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def save_figure(fig, path: Path) -> bytes:
+    """Write a figure as PNG atomically; returns the bytes (the HTML report embeds them)."""
+    data = figure_png(fig)
+    atomic_write_bytes(Path(path), data)
+    return data
+
+
+__all__ = ["COLORS", "figure_png", "new_figure", "plt", "save_figure"]

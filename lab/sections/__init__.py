@@ -1,0 +1,94 @@
+"""Report sections: one module per experiment turns its results JSON into figures, tables and prose.
+
+    sec = build_section("deep_init", result, sink)   # -> dict for templates/sections/deep_init.*.j2
+
+A section module defines ``build(result, sink) -> dict`` with at least: ``figures`` (list[Figure]),
+``tables`` (list[Table]) and ``discussion`` (list[str], every sentence chosen by measured numbers).
+It reads numbers only; it never trains.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab.plots import save_figure
+from lab.results import ExperimentResult
+
+
+@dataclass
+class Figure:
+    name: str
+    caption: str
+    rel_path: str  # relative to the report folder, for report.md
+    data_uri: str  # embedded PNG, for the self-contained index.html
+
+
+@dataclass
+class Table:
+    caption: str
+    columns: list[str]
+    rows: list[list[Any]]
+    note: str = ""
+
+
+class FigureSink:
+    """Writes figures under <staging>/figures/ and remembers them for both renderings."""
+
+    def __init__(self, fig_dir: Path) -> None:
+        self.fig_dir = Path(fig_dir)
+        self.fig_dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, name: str, fig, caption: str) -> Figure:
+        png = save_figure(fig, self.fig_dir / f"{name}.png")
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        return Figure(name=name, caption=caption, rel_path=f"figures/{name}.png", data_uri=uri)
+
+
+@dataclass
+class Section:
+    experiment: str
+    part: int
+    title: str
+    figures: list[Figure] = field(default_factory=list)
+    tables: list[Table] = field(default_factory=list)
+    discussion: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """Numbers for tables and prose: significant digits, None/NaN shown as 'n/a'."""
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value:
+            return "n/a"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.{max(digits - 1, 1)}e}"
+        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+def build_section(name: str, part: int, title: str, result: ExperimentResult, sink: FigureSink) -> Section:
+    module = importlib.import_module(f"lab.sections.{name}")
+    built = module.build(result, sink)
+    known = {"figures", "tables", "discussion"}
+    return Section(
+        experiment=name,
+        part=part,
+        title=title,
+        figures=built.get("figures", []),
+        tables=built.get("tables", []),
+        discussion=built.get("discussion", []),
+        extra={k: v for k, v in built.items() if k not in known},
+    )
+
+
+__all__ = ["Figure", "FigureSink", "Section", "Table", "build_section", "fmt"]
