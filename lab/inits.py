@@ -32,9 +32,11 @@ class InitSpec:
     @property
     def label(self) -> str:
         """Human label used in figures and tables."""
+        if self.name == "normal":
+            return f"N(0, {self.param:g})"
+        if self.name == "uniform":
+            return f"U(-{self.param:g}, {self.param:g})"
         return {
-            "normal": f"N(0, {self.param:g})",
-            "uniform": f"U(-{self.param:g}, {self.param:g})",
             "glorot": "Glorot (xavier_normal_)",
             "glorot_uniform": "Glorot uniform",
             "he": "He (kaiming_normal_)",

@@ -24,6 +24,9 @@ from lab.errors import LabError
 # Bump when the layout of a results file changes incompatibly; older files are refused, not misread.
 SCHEMA_VERSION = 1
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @dataclass
 class CheckResult:
@@ -80,6 +83,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -161,7 +165,21 @@ __all__ = [
     "load_json",
     "load_result",
     "provenance",
+    "load_checks",
+    "save_checks",
     "save_json",
     "save_result",
     "to_jsonable",
 ]
+
+
+def save_checks(checks: list[CheckResult], path: Path, **prov: Any) -> None:
+    """The gate's outcome, for the report's checklist."""
+    save_json({"schema": SCHEMA_VERSION, "checks": [c.to_dict() for c in checks], "provenance": prov}, path)
+
+
+def load_checks(path: Path) -> list[CheckResult]:
+    raw = load_json(path)
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_VERSION or "checks" not in raw:
+        raise LabError(f"{path}: not a checks file of this version; rerun the gate (make check)")
+    return [CheckResult(**c) for c in raw["checks"]]

@@ -1,0 +1,15 @@
+"""Karpathy-recipe gate on the lab's default configurations: thin asserts over lab.recipe via lab.gate.
+
+    pytest checks            # make report runs this first and renders nothing if one fails
+"""
+
+import pytest
+
+from lab.gate import GATE
+
+
+@pytest.mark.parametrize("name", list(GATE))
+def test_gate(name, device, record):
+    result = GATE[name](device)
+    record((name, result))
+    assert result.passed, f"{result.name}: measured {result.measured}, expected {result.expected} -- {result.detail}"

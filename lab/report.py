@@ -1,0 +1,153 @@
+"""Render the report from saved results: figures, tables, discussion -> index.html and report.md. Never trains.
+
+    paths = render_report(Path("report"))   # reads report/data/*.json, writes report/index.html, report.md
+
+Rendering happens in a staging folder and is swapped in at the end, so a failure (a missing key, a
+broken template, a failed gate) leaves the previous report untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import torch
+
+from lab import TEMPLATES_DIR
+from lab.errors import LabError
+from lab.experiments import EXPERIMENTS
+from lab.results import ExperimentResult, atomic_write_text, load_checks, load_json, load_result
+from lab.runner import result_path
+from lab.sections import FigureSink, Section, build_section
+
+TITLE = "Training from Scratch: Initialization & Regularization"
+
+
+def md_cell(value: object) -> str:
+    """A value safe inside a Markdown pipe-table cell."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def template_env() -> jinja2.Environment:
+    """StrictUndefined: a misspelt key fails loudly. Autoescape on for HTML templates only."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["mdcell"] = md_cell
+    return env
+
+
+def checks_path(out: Path) -> Path:
+    return Path(out) / "data" / "checks.json"
+
+
+def load_gate(out: Path):
+    """The gate's checks; refusing to render when missing or failed."""
+    path = checks_path(out)
+    if not path.exists():
+        raise LabError(f"no gate results at {path}: run the sanity checks first (make check or python -m lab check)")
+    checks = load_checks(path)
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        raise LabError(f"gate failed, no report rendered: {failed[0].name}: {failed[0].detail}")
+    return checks
+
+
+def gather(out: Path) -> tuple[dict[str, ExperimentResult], dict[str, Any] | None]:
+    results = {name: load_result(p) for name in EXPERIMENTS if (p := result_path(out, name)).exists()}
+    bench = Path(out) / "data" / "bench.json"
+    return results, (load_json(bench) if bench.exists() else None)
+
+
+def build_context(out: Path, staging: Path) -> dict[str, Any]:
+    checks = load_gate(out)
+    results, bench = gather(out)
+    if not results:
+        raise LabError(f"no experiment results in {Path(out) / 'data'}: run python -m lab run all first")
+    sink = FigureSink(staging / "figures")
+    sections: list[Section] = []
+    for name, (part, title) in EXPERIMENTS.items():
+        if name in results:
+            sections.append(build_section(name, part, title, results[name], sink))
+        else:
+            sections.append(Section(experiment=name, part=part, title=title, extra={"missing": True}))
+    findings = [
+        {**f, "source": name} for name, r in results.items() for f in r.findings
+    ]
+    prov = [r.provenance for r in results.values()]
+    perf = None
+    if bench is not None:
+        from lab.sections import perf as perf_section  # only when a benchmark run left numbers
+
+        perf = perf_section.build(bench, sink)
+    commits = sorted({p.get("git_commit") or "n/a" for p in prov})
+    return {
+        "title": TITLE,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "profiles": sorted({p["profile"] for p in prov}),
+        "devices": sorted({p["device"] for p in prov}),
+        "torch_version": torch.__version__,
+        "commit": ", ".join(c[:10] for c in commits),
+        "dirty": any(p.get("git_dirty") for p in prov),
+        "checks": [c.to_dict() for c in checks],
+        "gate_passed": sum(c.passed for c in checks),
+        "gate_total": len(checks),
+        "findings": findings,
+        "sections": [_section_view(s) for s in sections],
+        "results": results,
+        "perf": perf,
+    }
+
+
+def _section_view(sec: Section) -> dict[str, Any]:
+    view = {"experiment": sec.experiment, "part": sec.part, "title": sec.title, "figures": sec.figures,
+            "tables": sec.tables, "discussion": sec.discussion, "extra": sec.extra,
+            "missing": bool(sec.extra.get("missing"))}
+    return view
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Move the finished rendering into place: figures folder first, then the two documents."""
+    new_figs, figs = staging / "figures", out / "figures"
+    old = None
+    if figs.exists():
+        old = Path(tempfile.mkdtemp(prefix=".old-figures-", dir=out))
+        os.replace(figs, old / "figures")
+    os.replace(new_figs, figs)
+    for name in ("report.md", "index.html"):
+        os.replace(staging / name, out / name)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def render_report(out: Path) -> dict[str, Path]:
+    """Render index.html (self-contained) and report.md (+ figures/) under ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    try:
+        ctx = build_context(out, staging)
+        env = template_env()
+        html = env.get_template("report.html.j2").render(**ctx)
+        md = env.get_template("report.md.j2").render(**ctx)
+        atomic_write_text(staging / "index.html", html)
+        atomic_write_text(staging / "report.md", md)
+        _swap_in(staging, out)
+    except jinja2.UndefinedError as exc:
+        raise LabError(f"template error, report not rendered: {exc.message}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return {"html": out / "index.html", "markdown": out / "report.md", "figures": out / "figures"}
+
+
+__all__ = ["TITLE", "build_context", "checks_path", "load_gate", "render_report", "template_env"]
