@@ -9,6 +9,7 @@ stderr and exit code 2; a failed gate is exit code 1; nothing already written is
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import time
 from pathlib import Path
@@ -145,16 +146,28 @@ def _check_writable(out: Path) -> None:
 COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "report": cmd_report}
 
 
+class Terminated(BaseException):
+    """SIGTERM turned into an exception, so `finally` blocks clean up temp files like on Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return COMMANDS[args.command](args)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except KeyboardInterrupt:
-        print("interrupted: finished experiments are saved; rerun to resume", file=sys.stderr)
-        return 130
+    except (KeyboardInterrupt, Terminated) as exc:
+        print("interrupted: finished experiments are saved and the previous report is untouched; rerun to resume",
+              file=sys.stderr)
+        return 143 if isinstance(exc, Terminated) else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
