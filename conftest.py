@@ -13,3 +13,4 @@ def pytest_addoption(parser):
     group = parser.getgroup("lab")
     group.addoption("--checks-json", default=None, help="write the gate's CheckResults to this JSON file")
     group.addoption("--lab-device", default="cpu", help="device for the gate checks: auto, cpu or cuda [default: cpu]")
+    group.addoption("--bench-device", default="cpu", help="device for the benchmarks: cpu or cuda [default: cpu]")
