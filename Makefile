@@ -11,7 +11,7 @@ DEVICE  ?= auto
 OUT     ?= report
 ARGS    ?=
 
-.PHONY: help venv check run report test bench clean distclean
+.PHONY: help venv check run report pdf test bench clean distclean
 
 help: ## list the targets (this text)
 	@awk 'BEGIN {FS = ":.*## "; printf "usage: make TARGET [PROFILE=quick|full] [DEVICE=auto|cpu|cuda] [OUT=report]\n\n"} \
@@ -32,6 +32,10 @@ run: check ## gate, then run every experiment at PROFILE (cached: only stale one
 
 report: run ## gate, run, and render OUT/index.html + OUT/report.md (PROFILE=quick for a ~1 min smoke run)
 	$(PY) -m lab report --out $(OUT)
+
+# Prints what `make report` left; it never reruns experiments. `make report pdf` does both.
+pdf: $(STAMP) ## print the existing OUT/index.html to OUT/report.pdf via headless Chromium (`make report pdf`: both)
+	$(PY) -m lab pdf --out $(OUT)
 
 test: $(STAMP) ## run tests/, checks/ and benchmarks/ once each as ordinary tests (no timing)
 	$(PY) -m pytest -q --benchmark-disable -p no:cacheprovider

@@ -1,4 +1,4 @@
-"""Command line: python -m lab {list,run,check,report} [--profile quick|full] [--device] [--seed] [--out].
+"""Command line: python -m lab {list,run,check,report,pdf} [--profile quick|full] [--device] [--seed] [--out].
 
     python -m lab run deep_init --profile quick && python -m lab report
 
@@ -34,7 +34,7 @@ def _common(p: argparse.ArgumentParser, profile: bool = True) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,check,report}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,check,report,pdf}")
 
     sub.add_parser("list", help="list experiments and their settings (with the profile's values)").add_argument(
         "--profile", default="full", help="show the values of this profile [default: full]")
@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="render OUT/index.html and OUT/report.md from saved results")
     report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
+
+    pdf = sub.add_parser("pdf", help="print the rendered OUT/index.html to OUT/report.pdf (headless Chromium)")
+    pdf.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
     return parser
 
 
@@ -131,6 +134,13 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_pdf(args) -> int:
+    from lab.pdf import print_pdf
+
+    print(f"pdf: {print_pdf(args.out)}")
+    return 0
+
+
 def _check_writable(out: Path) -> None:
     """Fail before any work when the output folder cannot be written."""
     data = Path(out) / "data"
@@ -143,7 +153,7 @@ def _check_writable(out: Path) -> None:
         raise LabError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "report": cmd_report}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "report": cmd_report, "pdf": cmd_pdf}
 
 
 class Terminated(BaseException):

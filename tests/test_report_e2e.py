@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import json
 from html.parser import HTMLParser
-from pathlib import Path
 
 import jinja2
 import pytest
@@ -47,13 +46,7 @@ class Structure(HTMLParser):
             self.headings[-1] += data
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("report")
-    assert main(["check", "--out", str(out), "--device", "cpu", "--quiet"]) == 0
-    assert main(["run", "all", "--profile", "quick", "--device", "cpu", "--out", str(out), "--quiet"]) == 0
-    assert main(["report", "--out", str(out)]) == 0
-    return out
+# `rendered` (gate, quick run of every part, render; once per session) is in tests/conftest.py.
 
 
 def test_html_is_self_contained_with_decodable_images(rendered):
