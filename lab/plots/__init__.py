@@ -26,6 +26,10 @@ COLORS = {
     "dropout": "#1f77b4",
     "no_dropout": "#d62728",
     "eval": "#333333",
+    # Part 1's picked sigmas (Glorot shares "glorot" above)
+    "slow": "#9467bd",
+    "good": "#2ca02c",
+    "large": "#d62728",
 }
 DPI = 110
 
