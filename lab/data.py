@@ -1,14 +1,26 @@
 """Data: the two-rings toy generator and MNIST (torchvision layout, local mirror, checksums). No plotting.
 
     split = rings_split(n_train=100, n_val=10_000, seed=0)   # normalised with the training statistics
+    mnist = mnist_split(n_train=5_000, n_val=10_000)          # MNIST_MIRROR=/path/to/gz-files when offline
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import os
+import shutil
+import tempfile
+import zlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
+
+from lab import PROJECT_ROOT
+from lab.errors import LabError
 
 RING_RADII = (1.0, 4.0)  # class 0 on the inner ring, class 1 on the outer
 RING_NOISE = 1.0  # radial noise U(-1, 1)
@@ -63,4 +75,195 @@ def rings_split(n_train: int, n_val: int, seed: int, normalize: bool = True) -> 
     return Split(x_train, torch.from_numpy(y_tr), x_val, torch.from_numpy(y_va), mean, std, n_classes=2)
 
 
-__all__ = ["RING_CENTER", "RING_NOISE", "RING_RADII", "Split", "rings_split", "standardize", "two_rings"]
+# ---------------------------------------------------------------------------------------------------------
+# MNIST: torchvision's layout (<data root>/MNIST/raw/<uncompressed idx files>), read by torchvision itself.
+# Offline machines copy the files from the folder named by MNIST_MIRROR; we extract the .gz files ourselves
+# and check the md5 of the *uncompressed* content, because a recompressed .gz (same images, other bytes)
+# fails torchvision's .gz checksum although the data are intact.
+
+DATA_DIR_ENV = "LAB_DATA_DIR"  # overrides the data root (default: <project root>/data, gitignored)
+MIRROR_ENV = "MNIST_MIRROR"  # folder holding the four MNIST .gz files (or uncompressed idx files)
+
+# md5 of the uncompressed idx files (the official MNIST content; torchvision checks the .gz instead).
+MNIST_MD5: dict[str, str] = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+
+
+def data_root() -> Path:
+    """Where datasets live: $LAB_DATA_DIR, else <project root>/data (never the working directory)."""
+    env = os.environ.get(DATA_DIR_ENV, "").strip()
+    return Path(env).expanduser().resolve() if env else PROJECT_ROOT / "data"
+
+
+def mnist_raw_folder(root: Path | None = None) -> Path:
+    return Path(root or data_root()) / "MNIST" / "raw"
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _copy_from_mirror(name: str, mirror: Path, raw: Path, md5: str) -> None:
+    """Extract (or copy) one file from the mirror into raw/, verify its md5, then rename it into place."""
+    gz, plain = mirror / f"{name}.gz", mirror / name
+    if not gz.is_file() and not plain.is_file():
+        raise LabError(
+            f"{MIRROR_ENV}={mirror} has no {name}.gz: point {MIRROR_ENV} at a folder holding the four MNIST .gz files"
+        )
+    source = gz if gz.is_file() else plain
+    raw.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=raw)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, (gzip.open(source, "rb") if source is gz else open(source, "rb")) as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        got = _md5(tmp)
+        if got != md5:
+            raise LabError(f"{source} is damaged (md5 of its content {got}, expected {md5}): replace that file in {MIRROR_ENV}")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the data are not secret
+        os.replace(tmp, raw / name)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise LabError(f"{source} is damaged or unreadable ({exc}): replace that file in {MIRROR_ENV}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _download(root: Path) -> None:
+    """No mirror given: let torchvision download and extract (machines with internet)."""
+    from torchvision.datasets import MNIST
+
+    try:
+        MNIST(str(root), train=True, download=True)
+    except Exception as exc:  # network errors come as URLError, RuntimeError, OSError, ...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise LabError(
+            f"MNIST is missing under {mnist_raw_folder(root)} and could not be downloaded ({reason}); "
+            f"set {MIRROR_ENV} to a folder holding the four MNIST .gz files"
+        ) from None
+
+
+def ensure_mnist(
+    root: Path | None = None, mirror: Path | str | None = None, checksums: Mapping[str, str] = MNIST_MD5
+) -> Path:
+    """Make sure the four uncompressed MNIST files are in <root>/MNIST/raw/ with the right md5; return that folder.
+
+    Missing files come from ``mirror`` (default: $MNIST_MIRROR), else from torchvision's download.
+    A damaged file is a LabError naming it, never a traceback from inside torchvision.
+    """
+    root = Path(root or data_root())
+    raw = mnist_raw_folder(root)
+    if mirror is None:
+        mirror = os.environ.get(MIRROR_ENV, "").strip() or None
+    missing = [name for name in checksums if not (raw / name).is_file()]
+    if missing and mirror is not None:
+        mirror = Path(mirror).expanduser()
+        if not mirror.is_dir():
+            raise LabError(f"{MIRROR_ENV}={mirror} is not a folder: point it at the folder with the four MNIST .gz files")
+        for name in missing:
+            _copy_from_mirror(name, mirror, raw, checksums[name])
+    elif missing:
+        _download(root)
+    for name, md5 in checksums.items():
+        path = raw / name
+        if not path.is_file():
+            raise LabError(f"{path} is missing after the download; delete {raw} and rerun, or set {MIRROR_ENV}")
+        got = _md5(path)
+        if got != md5:
+            raise LabError(f"{path} is damaged (md5 {got}, expected {md5}): delete it and rerun to copy it again")
+    return raw
+
+
+def load_mnist(train: bool, root: Path | None = None, checksums: Mapping[str, str] = MNIST_MD5) -> tuple[torch.Tensor, torch.Tensor]:
+    """One MNIST split as read by torchvision: (uint8 images [n, 28, 28], int64 labels [n])."""
+    from torchvision.datasets import MNIST
+
+    root = Path(root or data_root())
+    ensure_mnist(root, checksums=checksums)
+    try:
+        ds = MNIST(str(root), train=train, download=False)
+    except (RuntimeError, ValueError, TypeError, OSError) as exc:
+        raise LabError(f"cannot read MNIST from {mnist_raw_folder(root)} ({exc}); delete that folder and rerun") from None
+    return ds.data, ds.targets.long()
+
+
+@dataclass(frozen=True)
+class MnistSplit:
+    """MNIST as the lab uses it: flattened, scaled to [0, 1], standardised with training statistics."""
+
+    split: Split  # x_*: float32 [n, 784]; mean/std: 0-d tensors (one scalar over all training pixels)
+    train_range: tuple[int, int]  # [start, stop) indices into MNIST's training split
+    val_range: tuple[int, int]
+    x_test: torch.Tensor | None = None  # MNIST's test split, only when asked for (the lab's --final)
+    y_test: torch.Tensor | None = None
+
+    @property
+    def mean(self) -> float:
+        return float(self.split.mean)
+
+    @property
+    def std(self) -> float:
+        return float(self.split.std)
+
+
+def mnist_split(
+    n_train: int,
+    n_val: int,
+    *,
+    with_test: bool = False,
+    root: Path | None = None,
+    checksums: Mapping[str, str] = MNIST_MD5,
+) -> MnistSplit:
+    """First n_train training images for training, the next n_val for validation; test only if asked.
+
+    One scalar mean/std over all training pixels (the usual MNIST choice: a per-pixel std is zero at
+    the always-black border pixels, so per-feature standardisation would divide by zero).
+    """
+    images, labels = load_mnist(train=True, root=root, checksums=checksums)
+    if n_train + n_val > images.shape[0]:
+        raise LabError(f"n_train + n_val = {n_train + n_val} exceeds the {images.shape[0]:,} MNIST training images")
+    x = images.reshape(images.shape[0], -1).float() / 255.0
+    train_range, val_range = (0, n_train), (n_train, n_train + n_val)
+    x_train, x_val = x[slice(*train_range)], x[slice(*val_range)]
+    mean, std = x_train.mean(), x_train.std()
+    split = Split(
+        standardize(x_train, mean, std),
+        labels[slice(*train_range)],
+        standardize(x_val, mean, std),
+        labels[slice(*val_range)],
+        mean,
+        std,
+        n_classes=10,
+    )
+    x_test = y_test = None
+    if with_test:
+        test_images, y_test = load_mnist(train=False, root=root, checksums=checksums)
+        x_test = standardize(test_images.reshape(test_images.shape[0], -1).float() / 255.0, mean, std)
+    return MnistSplit(split, train_range, val_range, x_test, y_test)
+
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "MIRROR_ENV",
+    "MNIST_MD5",
+    "MnistSplit",
+    "RING_CENTER",
+    "RING_NOISE",
+    "RING_RADII",
+    "Split",
+    "data_root",
+    "ensure_mnist",
+    "load_mnist",
+    "mnist_raw_folder",
+    "mnist_split",
+    "rings_split",
+    "standardize",
+    "two_rings",
+]

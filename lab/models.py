@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from lab.dropout import Dropout
 from lab.inits import make_init
 
 
@@ -36,10 +37,11 @@ class MLP(nn.Module):
             raise ValueError(f"an MLP needs at least input and output widths, got {list(widths)}")
         self.widths = tuple(int(w) for w in widths)
         self.layers = nn.ModuleList(nn.Linear(a, b, bias=bias) for a, b in zip(self.widths[:-1], self.widths[1:]))
-        # Identity where p == 0: no mask work at all, and eval/train behave the same.
-        self.drop_in = nn.Dropout(p_input) if p_input > 0 else nn.Identity()
+        # Identity where p == 0: no mask work at all, and eval/train behave the same. lab.dropout.Dropout is
+        # nn.Dropout with ~2x cheaper CPU masks (the MC-dropout passes of part 3 are mask-bound).
+        self.drop_in = Dropout(p_input) if p_input > 0 else nn.Identity()
         self.drops = nn.ModuleList(
-            nn.Dropout(p_hidden) if p_hidden > 0 else nn.Identity() for _ in range(len(self.layers) - 1)
+            Dropout(p_hidden) if p_hidden > 0 else nn.Identity() for _ in range(len(self.layers) - 1)
         )
         if init is not None:
             self.apply(make_init(init, generator))

@@ -1,0 +1,339 @@
+"""Lab part 3: a 784-800-800-10 MLP on MNIST with and without dropout, then Monte-Carlo dropout ensembles.
+
+    outcome = run(make_config("dropout", "quick"), RunContext())
+
+Two arms share the init draw and the minibatch order: dropout (20 % on the input, 50 % after each hidden
+layer) and no dropout. Each epoch both are scored in eval mode on the full training and validation sets.
+Afterwards the dropout net is kept in train mode and k stochastic passes over validation images are
+averaged (logits, or probabilities) for k on a log grid up to k_max, from ONE run of k_max passes per
+mask seed, and compared with the usual eval-mode (weight-scaling) prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from lab.config import DropoutConfig
+from lab.context import RunContext
+from lab.data import MnistSplit, mnist_split
+from lab.experiments import Outcome
+from lab.models import MLP
+from lab.recipe import check_disjoint, check_init_loss, check_normalized
+from lab.results import CheckResult
+from lab.train import evaluate, train_step
+
+N_SAMPLE_DIGITS = 16  # normalised training images stored for the "as the network sees them" figure
+EVAL_BATCH = 5_000  # evaluation chunk: bounds memory, does not change the numbers
+
+
+@contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Seed torch's global RNG (dropout masks read it) inside fork_rng: no state leaks to the caller."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def k_grid(k_max: int) -> list[int]:
+    """1, 2, 3, 5, 7, 10, 20, 30, 50, 70, 100, ... up to and including k_max (log-spaced, 50 on it)."""
+    ks = [m * 10**d for d in range(int(math.log10(k_max)) + 1) for m in (1, 2, 3, 5, 7)]
+    return sorted({k for k in ks if k < k_max} | {k_max})
+
+
+def predicted_logit_std(widths: tuple[int, ...], sigma: float, input_sq_mean: float) -> float:
+    """Variance propagation at init (zero biases): Var[z_l] = n_in sigma^2 E[a_{l-1}^2], E[relu(z)^2] = Var[z]/2."""
+    sq = input_sq_mean
+    var_z = 0.0
+    for i, fan_in in enumerate(widths[:-1]):
+        var_z = fan_in * sigma**2 * sq
+        sq = var_z / 2.0 if i < len(widths) - 2 else sq  # the logits are not passed through a ReLU
+    return math.sqrt(var_z)
+
+
+def make_model(cfg: DropoutConfig, p_input: float, p_hidden: float, device: torch.device) -> MLP:
+    # Same generator seed for both arms: they start from identical weights.
+    gen = torch.Generator().manual_seed(cfg.seed)
+    widths = (784, *cfg.hidden, 10)
+    # nn.Linear's constructor draws its default init from the global RNG before ours overwrites it: fork, so
+    # building a model leaves the caller's random state alone.
+    with torch.random.fork_rng(devices=[]):
+        model = MLP(widths, p_input=p_input, p_hidden=p_hidden, init=f"normal:{cfg.sigma}", generator=gen)
+    return model.to(device)
+
+
+def make_optimizer(cfg: DropoutConfig, model: MLP) -> torch.optim.AdamW:
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+
+def score(model: MLP, data: MnistSplit) -> dict[str, float]:
+    """Eval-mode loss and error (%) on the full training and validation sets."""
+    s = data.split
+    tr = evaluate(model, s.x_train, s.y_train, EVAL_BATCH)
+    va = evaluate(model, s.x_val, s.y_val, EVAL_BATCH)
+    return {"train_loss": tr["loss"], "train_error_pct": tr["error_pct"], "val_loss": va["loss"], "val_error_pct": va["error_pct"]}
+
+
+def summarize(curves: dict) -> dict:
+    """Final and best-epoch numbers of one arm (the last recorded epoch if it diverged)."""
+    val_err, val_loss = curves["val_error_pct"], curves["val_loss"]
+    finite = [i for i, v in enumerate(val_loss) if v is not None and math.isfinite(v)]
+    last = len(val_loss) - 1
+    out = {key: curves[key][last] for key in ("train_loss", "train_error_pct", "val_loss", "val_error_pct")}
+    out["epoch"] = last
+    if finite:
+        best_err = min(finite, key=lambda i: (val_err[i], i))
+        best_loss = min(finite, key=lambda i: (val_loss[i], i))
+        out.update(
+            best_val_error_epoch=best_err,
+            best_val_error_pct=val_err[best_err],
+            min_val_loss_epoch=best_loss,
+            min_val_loss=val_loss[best_loss],
+            val_loss_rise=val_loss[last] - val_loss[best_loss],
+        )
+    times = sorted(t for t in curves["train_time_s"] if t is not None)
+    # median, not mean: on a shared CPU a few epochs take 10x longer when another job grabs the cores
+    out["seconds_per_epoch"] = times[len(times) // 2] if times else None
+    return out
+
+
+def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_hidden: float, ctx: RunContext) -> tuple[MLP, dict]:
+    """Train one arm for cfg.epochs; eval-mode scores at epoch 0 (init) and after every epoch.
+
+    A NaN/Inf training loss ends the arm and records ``diverged_at`` (the epoch); it never raises.
+    """
+    s = data.split
+    model = make_model(cfg, p_input, p_hidden, ctx.device)
+    optimizer = make_optimizer(cfg, model)
+    order_gen = torch.Generator().manual_seed(cfg.seed + 1)  # same minibatch order in both arms
+    n = s.x_train.shape[0]
+    curves: dict[str, list] = {k: [v] for k, v in score(model, data).items()}
+    curves.update(run_loss=[None], train_time_s=[None], eval_time_s=[None])
+    diverged_at = None
+    with seeded(cfg.seed + 2, ctx.device):  # training dropout masks
+        for epoch in ctx.progress(range(1, cfg.epochs + 1), desc=f"dropout: {arm}"):
+            start = time.perf_counter()
+            model.train()
+            perm = torch.randperm(n, generator=order_gen).to(ctx.device)
+            loss_sum = torch.zeros((), device=ctx.device)
+            batches = perm.split(cfg.batch_size)
+            for idx in batches:
+                loss_sum += train_step(model, optimizer, s.x_train[idx], s.y_train[idx])
+            run_loss = float(loss_sum) / len(batches)  # mean minibatch loss as seen while training
+            train_time = time.perf_counter() - start
+            start = time.perf_counter()
+            for key, value in score(model, data).items():
+                curves[key].append(value)
+            curves["eval_time_s"].append(time.perf_counter() - start)
+            curves["run_loss"].append(run_loss)
+            curves["train_time_s"].append(train_time)
+            if not math.isfinite(run_loss):
+                diverged_at = epoch
+                break
+    record = {
+        "label": f"dropout (input {p_input:.0%}, hidden {p_hidden:.0%})" if p_input or p_hidden else "no dropout",
+        "p_input": p_input,
+        "p_hidden": p_hidden,
+        **curves,
+        "diverged_at": diverged_at,
+        "optimizer": {k: optimizer.defaults[k] for k in ("lr", "betas", "eps", "weight_decay")},
+    }
+    record["summary"] = summarize(record)
+    return model, record
+
+
+def time_pass(model: MLP, x: torch.Tensor, train_mode: bool, repeats: int = 3) -> float:
+    """Median wall time (s) of one forward pass over x in train (stochastic) or eval mode."""
+    was_training = model.training
+    model.train(train_mode)
+    times = []
+    with torch.no_grad():
+        model(x)  # warm-up
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            if x.device.type == "cuda":
+                torch.cuda.synchronize(x.device)
+            times.append(time.perf_counter() - start)
+    model.train(was_training)
+    return sorted(times)[len(times) // 2]
+
+
+@torch.no_grad()
+def mc_ensemble(model: MLP, x: torch.Tensor, y: torch.Tensor, ks: list[int], seed: int, ctx: RunContext) -> dict:
+    """ONE run of max(ks) train-mode passes with running sums; error (%) and NLL of the average at every k.
+
+    "logits": classify the mean logit (a geometric-mean ensemble); "probs": the mean softmax probability.
+    """
+    was_training = model.training
+    model.train()  # dropout on: every pass samples a new mask, i.e. a new member of the ensemble
+    sum_logits = torch.zeros(x.shape[0], model.n_classes, device=x.device)
+    sum_probs = torch.zeros_like(sum_logits)
+    out: dict[str, dict[str, list[float]]] = {m: {"error_pct": [], "nll": []} for m in ("logits", "probs")}
+    wanted, n = set(ks), x.shape[0]
+    start = time.perf_counter()
+    with seeded(seed, x.device):
+        for k in ctx.progress(range(1, max(ks) + 1), desc=f"MC dropout, mask seed {seed}"):
+            logits = model(x)
+            sum_logits += logits
+            sum_probs += torch.softmax(logits, dim=1)
+            if k in wanted:
+                mean_logits, mean_probs = sum_logits / k, sum_probs / k
+                out["logits"]["error_pct"].append(100.0 * int((mean_logits.argmax(1) != y).sum()) / n)
+                out["logits"]["nll"].append(float(F.cross_entropy(mean_logits, y)))
+                out["probs"]["error_pct"].append(100.0 * int((mean_probs.argmax(1) != y).sum()) / n)
+                picked = mean_probs.gather(1, y[:, None]).clamp_min(1e-12)
+                out["probs"]["nll"].append(float(-picked.log().mean()))
+    model.train(was_training)
+    return {**out, "wall_s": time.perf_counter() - start}
+
+
+def first_meeting(ks: list[int], errors: list[float], target: float) -> int | None:
+    """Smallest k on the grid whose error is <= target (None if the curve never gets there)."""
+    return next((k for k, e in zip(ks, errors) if e <= target), None)
+
+
+def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, ctx: RunContext) -> dict:
+    s = data.split
+    n = min(cfg.n_mc, s.x_val.shape[0])
+    x, y = s.x_val[:n], s.y_val[:n]
+    ks = k_grid(cfg.k_max)
+    seeds = [1000 * (cfg.seed + 1) + i for i in range(cfg.n_mask_seeds)]
+    runs = [mc_ensemble(model, x, y, ks, seed, ctx) for seed in seeds]
+    base = evaluate(model, x, y)  # weight scaling: dropout off, activations scaled (inverted dropout)
+    with seeded(seeds[-1] + 1, x.device):  # the timing passes draw masks too: keep them off the global RNG
+        eval_pass, train_pass = time_pass(model, x, train_mode=False), time_pass(model, x, train_mode=True)
+    out = {
+        "arm": "dropout",
+        "n_images": n,
+        "image_range": [data.val_range[0], data.val_range[0] + n],
+        "k_grid": ks,
+        "mask_seeds": seeds,
+        "eval_error_pct": base["error_pct"],
+        "eval_loss": base["loss"],
+        "eval_pass_s": eval_pass,
+        "mc_pass_s": train_pass,
+        "pass_cost_ratio": train_pass / eval_pass if eval_pass > 0 else None,
+        "wall_s": sum(r["wall_s"] for r in runs),
+    }
+    for mode in ("logits", "probs"):
+        errors = [r[mode]["error_pct"] for r in runs]  # [seed][k]
+        mean = [sum(col) / len(col) for col in zip(*errors)]
+        out[mode] = {
+            "error_pct": errors,
+            "nll": [r[mode]["nll"] for r in runs],
+            "error_pct_mean": mean,
+            "meet_k": first_meeting(ks, mean, base["error_pct"]),
+            "meet_k_per_seed": [first_meeting(ks, e, base["error_pct"]) for e in errors],
+        }
+    return out
+
+
+def init_finding(model: MLP, data: MnistSplit, cfg: DropoutConfig) -> tuple[dict, CheckResult]:
+    """Loss at init of the N(0, sigma) net against ln 10, with the variance-propagation explanation."""
+    s = data.split
+    model.eval()
+    with torch.no_grad():
+        logits = model(s.x_train)
+        loss = float(F.cross_entropy(logits, s.y_train))
+    input_sq_mean = float((s.x_train**2).mean())
+    pred = predicted_logit_std(model.widths, cfg.sigma, input_sq_mean)
+    record = {
+        "sigma": cfg.sigma,
+        "loss": loss,
+        "logit_std": float(logits.std()),
+        "logit_std_predicted": pred,
+        "ln_classes": math.log(10),
+        "input_sq_mean": input_sq_mean,
+    }
+    check = check_init_loss(model, s.x_train, s.y_train, n_classes=10, name=f"MNIST loss at init: N(0, {cfg.sigma:g})", scope="finding")
+    fan_in = model.widths[1]
+    check.detail += (
+        f"; variance propagation predicts logit std {pred:.3g} (N(0, {cfg.sigma:g}) weights multiply the RMS "
+        f"activation by {cfg.sigma:g}*sqrt({fan_in}/2) = {cfg.sigma * math.sqrt(fan_in / 2):.3g} per ReLU layer), "
+        f"so the softmax starts confident and mostly wrong"
+    )
+    return record, check
+
+
+def sample_digits(data: MnistSplit, n: int = N_SAMPLE_DIGITS) -> dict:
+    """The first n normalised training images, rounded, as the network receives them."""
+    s = data.split
+    n = min(n, s.x_train.shape[0])
+    return {
+        "images": [[round(v, 2) for v in row] for row in s.x_train[:n].cpu().tolist()],
+        "labels": s.y_train[:n].cpu().tolist(),
+        "shape": [28, 28],
+    }
+
+
+def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
+    t0 = time.perf_counter()
+    data = mnist_split(cfg.n_train, cfg.n_val, with_test=cfg.final)
+    s = data.split.to(ctx.device)
+    data = MnistSplit(s, data.train_range, data.val_range,
+                      None if data.x_test is None else data.x_test.to(ctx.device),
+                      None if data.y_test is None else data.y_test.to(ctx.device))
+    data_s = time.perf_counter() - t0
+
+    init_record, init_check = init_finding(make_model(cfg, 0.0, 0.0, ctx.device), data, cfg)
+    findings = [
+        init_check,
+        check_normalized(s.x_train, per_feature=False, name="MNIST training inputs normalised", scope="finding"),
+        check_disjoint(torch.arange(*data.train_range), torch.arange(*data.val_range),
+                       name="MNIST train/validation indices disjoint", scope="finding"),
+    ]
+
+    arms, models = {}, {}
+    for arm, (p_in, p_hid) in {"dropout": (cfg.p_input, cfg.p_hidden), "no_dropout": (0.0, 0.0)}.items():
+        models[arm], arms[arm] = train_arm(cfg, data, arm, p_in, p_hid, ctx)
+
+    t_mc = time.perf_counter()
+    mc = None if arms["dropout"]["diverged_at"] is not None else mc_study(cfg, models["dropout"], data, ctx)
+    mc_s = time.perf_counter() - t_mc
+
+    test = None
+    if cfg.final and data.x_test is not None:
+        test = {"n_test": int(data.x_test.shape[0]),
+                "arms": {arm: evaluate(m, data.x_test, data.y_test, EVAL_BATCH) for arm, m in models.items()}}
+
+    metrics = {
+        "data": {
+            "n_train": cfg.n_train,
+            "n_val": cfg.n_val,
+            "train_range": list(data.train_range),
+            "val_range": list(data.val_range),
+            "pixel_mean": data.mean,  # of the training pixels scaled to [0, 1]
+            "pixel_std": data.std,
+            "norm_mean": float(s.x_train.mean()),
+            "norm_std": float(s.x_train.std()),
+            "val_norm_mean": float(s.x_val.mean()),
+            "val_norm_std": float(s.x_val.std()),
+        },
+        "samples": sample_digits(data),
+        "widths": [784, *cfg.hidden, 10],
+        "optimizer": {"name": "AdamW", **[arm.pop("optimizer") for arm in arms.values()][0]},
+        "init": init_record,
+        "epochs": list(range(cfg.epochs + 1)),  # an arm that diverged has shorter curves
+        "arms": arms,
+        "mc": mc,
+        "test": test,
+        "timing_s": {
+            "data": data_s,
+            "train": {arm: sum(t for t in arms[arm]["train_time_s"] if t is not None) for arm in arms},
+            "eval": {arm: sum(t for t in arms[arm]["eval_time_s"] if t is not None) for arm in arms},
+            "mc": mc_s,
+        },
+    }
+    return Outcome(metrics=metrics, findings=findings)
+
+
+__all__ = ["first_meeting", "k_grid", "mc_ensemble", "predicted_logit_std", "run", "seeded", "train_arm"]
