@@ -1,12 +1,13 @@
-"""Dropout whose masks are cheap on the CPU: 16 random bits per element instead of one float draw.
+"""Dropout whose masks are cheap on the CPU: 1 or 16 random bits per element instead of one float draw.
 
     layer = Dropout(0.5)   # drop-in for nn.Dropout: identity in eval(), inverted dropout in train()
 
 Why: profiling the Monte-Carlo pass (10,000 images, train mode) showed nn.Dropout's Bernoulli draws
-costing more than the three matmuls. Here one int64 draw from torch's generator yields four int16
-values, each compared with a threshold, so the mask costs a quarter of the generator calls and no
-float conversion. p is resolved to 1/65536: the keep probability differs from 1 - p by at most 2^-17
-(p = 0.5 is exact). On CUDA, torch's fused dropout kernel is already fast and is used as is.
+costing more than the three matmuls. Here torch's generator yields int64 words that are cut up:
+for p = 0.5 each bit is one coin flip (exact, 64 units per draw); for any other p four int16 values
+per word are compared with a threshold, so p is resolved to 1/65536 (the keep probability differs
+from 1 - p by at most 2^-17). Under no_grad an in-place layer masks its input without new buffers.
+On CUDA, torch's fused dropout kernel is already fast and is used as is.
 """
 
 from __future__ import annotations
@@ -18,14 +19,21 @@ from torch import nn
 _LEVELS = 1 << 16  # int16 resolution of the keep/drop threshold
 
 
+def _random_words(n_words: int, device: torch.device, generator: torch.Generator | None) -> torch.Tensor:
+    return torch.randint(-(1 << 63), (1 << 63) - 1, (n_words,), dtype=torch.int64, device=device, generator=generator)
+
+
 def keep_mask(shape: torch.Size, p: float, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Boolean mask, True with probability 1 - p (to 1/65536), from the given or the global generator."""
+    """Boolean mask, True with probability 1 - p, from the given or the global generator."""
     numel = 1
     for s in shape:
         numel *= s
-    words = -(-numel // 4)  # ceil: four int16 per int64
-    bits = torch.randint(-(1 << 63), (1 << 63) - 1, (words,), dtype=torch.int64, device=device, generator=generator)
-    r = bits.view(torch.int16)[:numel].view(shape)
+    if p == 0.5:
+        # one bit per unit: unpack the bytes of ceil(numel / 64) words with a bit-select per position
+        data = _random_words(-(-numel // 64), device, generator).view(torch.uint8)
+        select = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=device)
+        return data.unsqueeze(1).bitwise_and(select).view(-1)[:numel].view(shape).bool()
+    r = _random_words(-(-numel // 4), device, generator).view(torch.int16)[:numel].view(shape)
     threshold = int(round(p * _LEVELS)) - (1 << 15)  # r is uniform on [-32768, 32767]
     return r >= threshold
 

@@ -38,10 +38,12 @@ class MLP(nn.Module):
         self.widths = tuple(int(w) for w in widths)
         self.layers = nn.ModuleList(nn.Linear(a, b, bias=bias) for a, b in zip(self.widths[:-1], self.widths[1:]))
         # Identity where p == 0: no mask work at all, and eval/train behave the same. lab.dropout.Dropout is
-        # nn.Dropout with ~2x cheaper CPU masks (the MC-dropout passes of part 3 are mask-bound).
+        # nn.Dropout with cheaper CPU masks (the MC-dropout passes of part 3 are mask-bound). Hidden layers
+        # mask in place under no_grad (their input is a fresh ReLU output); the input layer never does,
+        # because its input is the caller's batch.
         self.drop_in = Dropout(p_input) if p_input > 0 else nn.Identity()
         self.drops = nn.ModuleList(
-            Dropout(p_hidden) if p_hidden > 0 else nn.Identity() for _ in range(len(self.layers) - 1)
+            Dropout(p_hidden, inplace=True) if p_hidden > 0 else nn.Identity() for _ in range(len(self.layers) - 1)
         )
         if init is not None:
             self.apply(make_init(init, generator))
@@ -57,6 +59,8 @@ class MLP(nn.Module):
             h = torch.relu(layer(h))
             if record is not None:
                 record.append(h)
+                if getattr(drop, "inplace", False):
+                    h = h.clone()  # the recorded activation must not be masked in place
             h = drop(h)
         return self.layers[-1](h)
 

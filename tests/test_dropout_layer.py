@@ -59,3 +59,15 @@ def test_seeded_masks_reproduce():
 def test_rejects_bad_p():
     with pytest.raises(ValueError):
         Dropout(1.0)
+
+
+def test_recorded_activations_survive_in_place_hidden_dropout():
+    from lab.models import MLP
+
+    model = MLP([8, 16, 16, 2], p_hidden=0.5, init="he", generator=torch.Generator().manual_seed(0)).train()
+    x = torch.randn(32, 8)
+    acts = []
+    with torch.no_grad():
+        model(x, record=acts)
+        first = torch.relu(model.layers[0](x))
+    assert torch.equal(acts[0], first)  # not zeroed by the in-place mask that followed
