@@ -75,3 +75,64 @@ def test_report_without_gate_results_refuses(capsys, tmp_path):
     assert main(["report", "--out", str(tmp_path)]) == 2
     assert "no gate results" in capsys.readouterr().err
     assert not (tmp_path / "index.html").exists()
+
+
+# --- bad input that needs a file system set-up: MNIST mirror, damaged data, old results -------------------
+
+def _one_line_exit_2(argv, capsys) -> str:
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_mnist_mirror_without_the_files(tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "empty-mirror"
+    empty.mkdir()
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MNIST_MIRROR", str(empty))
+    err = _one_line_exit_2(["run", "dropout", "--profile", "quick", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert "MNIST_MIRROR" in err and "train-images-idx3-ubyte" in err
+
+
+def test_mnist_mirror_that_is_not_a_folder(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MNIST_MIRROR", str(tmp_path / "nowhere"))
+    err = _one_line_exit_2(["run", "dropout", "--profile", "quick", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert "is not a folder" in err
+
+
+def test_damaged_mnist_copy_names_the_file(tmp_path, monkeypatch, capsys):
+    import gzip
+    import os
+    import shutil
+
+    real = os.environ.get("MNIST_MIRROR")
+    if not real or not os.path.isdir(real):
+        pytest.skip("MNIST_MIRROR is not set: no real MNIST files to damage")
+    mirror = tmp_path / "mirror"
+    shutil.copytree(real, mirror)
+    labels = mirror / "train-labels-idx1-ubyte.gz"
+    data = bytearray(gzip.decompress(labels.read_bytes()))
+    data[100] ^= 0x01  # one flipped bit in one label
+    labels.chmod(0o644)
+    labels.write_bytes(gzip.compress(bytes(data)))
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MNIST_MIRROR", str(mirror))
+    err = _one_line_exit_2(["run", "dropout", "--profile", "quick", "--out", str(tmp_path / "out"), "--quiet"], capsys)
+    assert "train-labels-idx1-ubyte" in err and "damaged" in err
+
+
+def test_results_json_from_an_older_version(tmp_path, capsys):
+    import json
+
+    from lab.results import SCHEMA_VERSION
+
+    assert main(["check", "--out", str(tmp_path), "--quiet"]) == 0
+    capsys.readouterr()
+    stale = {"experiment": "deep_init", "config": {}, "metrics": {}, "provenance": {}, "schema": SCHEMA_VERSION - 1}
+    (tmp_path / "data" / "deep_init.json").write_text(json.dumps(stale))
+    err = _one_line_exit_2(["report", "--out", str(tmp_path)], capsys)
+    assert "incompatible" in err and "--force" in err
+    assert not (tmp_path / "index.html").exists()

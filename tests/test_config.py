@@ -75,7 +75,7 @@ def test_init_specs():
     assert parse_init("normal:0.5").label == "N(0, 0.5)"
     layer = torch.nn.Linear(400, 300)
     layer.apply(make_init("normal:0.1", torch.Generator().manual_seed(0)))
-    assert abs(float(layer.weight.detach().std()) - 0.1) < 0.003 and float(layer.bias.abs().sum()) == 0
+    assert abs(float(layer.weight.detach().std()) - 0.1) < 0.003 and float(layer.bias.detach().abs().sum()) == 0
     layer.apply(make_init("he", torch.Generator().manual_seed(0)))
     assert abs(float(layer.weight.detach().std()) - (2 / 400) ** 0.5) < 0.002
     layer.apply(make_init("glorot", torch.Generator().manual_seed(0)))
