@@ -23,6 +23,17 @@ def _random_words(n_words: int, device: torch.device, generator: torch.Generator
     return torch.randint(-(1 << 63), (1 << 63) - 1, (n_words,), dtype=torch.int64, device=device, generator=generator)
 
 
+_SELECT: dict[torch.device, torch.Tensor] = {}
+
+
+def _bit_select(device: torch.device) -> torch.Tensor:
+    """The eight single-bit masks of a byte, built once per device (not on every training step)."""
+    device = torch.device(device)
+    if device not in _SELECT:
+        _SELECT[device] = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=device)
+    return _SELECT[device]
+
+
 def keep_mask(shape: torch.Size, p: float, device: torch.device, generator: torch.Generator | None = None) -> torch.Tensor:
     """Boolean mask, True with probability 1 - p, from the given or the global generator."""
     numel = 1
@@ -31,7 +42,7 @@ def keep_mask(shape: torch.Size, p: float, device: torch.device, generator: torc
     if p == 0.5:
         # one bit per unit: unpack the bytes of ceil(numel / 64) words with a bit-select per position
         data = _random_words(-(-numel // 64), device, generator).view(torch.uint8)
-        select = torch.tensor([1, 2, 4, 8, 16, 32, 64, 128], dtype=torch.uint8, device=device)
+        select = _bit_select(device)
         return data.unsqueeze(1).bitwise_and(select).view(-1)[:numel].view(shape).bool()
     r = _random_words(-(-numel // 4), device, generator).view(torch.int16)[:numel].view(shape)
     threshold = int(round(p * _LEVELS)) - (1 << 15)  # r is uniform on [-32768, 32767]
@@ -54,7 +65,8 @@ def dropout(
     scale = 1.0 / (1.0 - p)
     if inplace and not (torch.is_grad_enabled() and x.requires_grad):
         return x.mul_(mask).mul_(scale)
-    return x * mask * scale
+    # one float mask already scaled: a single product forward and a single product backward
+    return x * mask.to(x.dtype).mul_(scale)
 
 
 class Dropout(nn.Module):
