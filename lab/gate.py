@@ -13,11 +13,14 @@ from typing import Callable
 import torch
 
 from lab.config import make_config
-from lab.data import rings_split
+from functools import lru_cache
+
+from lab.data import MnistSplit, mnist_split, rings_split
 from lab.models import MLP
 from lab.recipe import (
     check_activation_stability,
     check_batch_independence,
+    check_disjoint,
     check_eval_determinism,
     check_gradients_reach_all,
     check_init_loss,
@@ -50,6 +53,34 @@ def _dropout_net(device: torch.device) -> tuple[MLP, torch.Tensor]:
                 init=f"normal:{cfg.sigma}", generator=_gen(cfg.seed)).to(device)
     x = torch.randn(64, 784, generator=_gen(cfg.seed)).to(device)
     return model, x
+
+
+@lru_cache(maxsize=1)
+def _mnist() -> MnistSplit:
+    """The part-3 split of the default config, loaded once per gate run (from MNIST_MIRROR when set)."""
+    cfg = make_config("dropout")
+    return mnist_split(cfg.n_train, cfg.n_val)
+
+
+def gate_mnist_normalized(device: torch.device) -> CheckResult:
+    return check_normalized(_mnist().split.x_train, per_feature=False,
+                            name="MNIST training inputs normalised (mean 0, std 1 over all pixels)")
+
+
+def gate_mnist_disjoint(device: torch.device) -> CheckResult:
+    data = _mnist()
+    return check_disjoint(torch.arange(*data.train_range), torch.arange(*data.val_range),
+                          name="MNIST train/validation indices disjoint")
+
+
+def gate_mnist_overfit(device: torch.device) -> CheckResult:
+    """The part-3 net with its N(0, 0.1) init must memorise 10 real images (loss near 0)."""
+    cfg = make_config("dropout")
+    s = _mnist().split
+    model = MLP([784, *cfg.hidden, 10], p_input=cfg.p_input, p_hidden=cfg.p_hidden,
+                init=f"normal:{cfg.sigma}", generator=_gen(cfg.seed)).to(device)
+    return check_overfit_batch(model, s.x_train[:OVERFIT_N].to(device), s.y_train[:OVERFIT_N].to(device),
+                               steps=200, lr=1e-3, name=f"overfit one batch ({OVERFIT_N} MNIST images, 784-800-800-10)")
 
 
 def gate_rings_normalized(device: torch.device) -> CheckResult:
@@ -102,6 +133,9 @@ GATE: dict[str, Callable[[torch.device], CheckResult]] = {
     "dropout_eval_determinism": gate_dropout_eval_determinism,
     "dropout_batch_independence": gate_dropout_batch_independence,
     "deep_he_stability": gate_deep_he_stability,
+    "mnist_normalized": gate_mnist_normalized,
+    "mnist_disjoint": gate_mnist_disjoint,
+    "mnist_overfit": gate_mnist_overfit,
 }
 
 
