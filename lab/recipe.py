@@ -76,7 +76,7 @@ def check_overfit_batch(
     model.eval()
     try:
         for _ in range(steps):
-            loss = train_step(model, optimizer, x, y)
+            train_step(model, optimizer, x, y)
     except RuntimeError as exc:  # e.g. a detached graph: "element 0 of tensors does not require grad"
         return CheckResult(name, False, "backward failed", expected, f"cannot backpropagate: {exc}".splitlines()[0], scope)
     with torch.no_grad():
@@ -84,7 +84,7 @@ def check_overfit_batch(
         final = float(F.cross_entropy(logits, y))
         acc = float((logits.argmax(1) == y).float().mean())
     passed = final <= max_loss and acc == 1.0
-    detail = f"{x.shape[0]} examples, Adam lr {lr:g}: loss {float(loss):.3g} -> {final:.3g}, accuracy {100 * acc:.0f} %"
+    detail = f"{x.shape[0]} examples, Adam lr {lr:g}, {steps} steps: final loss {final:.3g}, accuracy {100 * acc:.0f} %"
     if not passed:
         detail += ": the net cannot fit a handful of points (frozen/detached layer, wrong labels, bad loss?)"
     return CheckResult(name, passed, f"loss {final:.3g}, acc {100 * acc:.0f} %", expected, detail, scope)
