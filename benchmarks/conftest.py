@@ -8,32 +8,15 @@ sizes shrink to keep the suite fast; ``make bench`` runs them at full size and w
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
-ROOFLINE_N = 2048  # square fp32 matmul: large enough to reach the BLAS peak on a CPU core pair
+ROOFLINE_N = 2048  # square fp32 matmul (test_matmul_roofline): large enough to reach the BLAS peak on 2 cores
 
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def matmul_gflops(device: torch.device, n: int = ROOFLINE_N, repeats: int = 5) -> float:
-    """Best-of-N fp32 GFLOP/s of an n x n matmul on this device, measured now (not a datasheet number)."""
-    a = torch.randn(n, n, device=device, generator=None)
-    b = torch.randn(n, n, device=device)
-    a @ b
-    sync(device)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - start)
-    return 2.0 * n**3 / best / 1e9
 
 
 class Perf:

@@ -5,11 +5,11 @@
 
 import pytest
 
-from lab.gate import GATE
+from lab.gate import GATE, run_check
 
 
 @pytest.mark.parametrize("name", list(GATE))
 def test_gate(name, device, record):
-    result = GATE[name](device)
+    result = run_check(name, device)
     record((name, result))
     assert result.passed, f"{result.name}: measured {result.measured}, expected {result.expected} -- {result.detail}"

@@ -27,6 +27,7 @@ from lab.recipe import (
     check_normalized,
     check_overfit_batch,
 )
+from lab.errors import LabError
 from lab.results import CheckResult
 
 GATE_INIT = "glorot"  # the default init of the shallow net for the gate: logits near 0 at init
@@ -139,8 +140,16 @@ GATE: dict[str, Callable[[torch.device], CheckResult]] = {
 }
 
 
+def run_check(name: str, device: torch.device) -> CheckResult:
+    """One gate entry; missing or damaged data make it a failed check with the fix, not a traceback."""
+    try:
+        return GATE[name](device)
+    except LabError as exc:
+        return CheckResult(name, False, "could not run", "runs", str(exc))
+
+
 def run_gate(device: torch.device, names: list[str] | None = None) -> list[CheckResult]:
-    return [GATE[name](device) for name in (names or list(GATE))]
+    return [run_check(name, device) for name in (names or list(GATE))]
 
 
-__all__ = ["GATE", "run_gate"]
+__all__ = ["GATE", "run_check", "run_gate"]

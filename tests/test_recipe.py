@@ -244,3 +244,18 @@ def test_checks_return_results_never_raise(rings):
     assert r.passed is False and r.detail
     model = copy.deepcopy(shallow())
     assert check_init_loss(model, rings.x_val, rings.y_val).measured
+
+
+def test_gate_entry_without_data_is_a_failed_check_with_the_fix(tmp_path, monkeypatch):
+    """No MNIST and no mirror: the gate reports a failed check naming MNIST_MIRROR instead of crashing."""
+    from lab import gate
+
+    monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("MNIST_MIRROR", str(tmp_path / "empty"))
+    (tmp_path / "empty").mkdir()
+    gate._mnist.cache_clear()
+    try:
+        r = gate.run_check("mnist_disjoint", torch.device("cpu"))
+    finally:
+        gate._mnist.cache_clear()
+    assert not r.passed and "MNIST_MIRROR" in r.detail
