@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from lab.plots import COLORS
 
@@ -43,6 +44,7 @@ def plot_curves(metrics: dict, what: str, ax, legend: bool = True) -> None:
         if d.get("diverged_at") is not None:
             ax.axvline(d["diverged_at"], color=color, ls=":", lw=1)
     ax.set_xlabel("epoch (0 = at init)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # short runs: no 1.25-epoch ticks
     if what == "loss":
         ax.set_yscale("log")
         ax.set_ylabel("cross-entropy")
@@ -64,6 +66,7 @@ def plot_gap(metrics: dict, ax, what: str = "loss") -> None:
         ax.plot(epochs[1:], gap[1:], color=COLORS.get(arm), lw=1.6, label=d["label"])
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("validation - training " + ("loss" if what == "loss" else "error (percentage points)"))
     ax.legend(loc="best")
 
