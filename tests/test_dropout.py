@@ -236,3 +236,22 @@ def test_same_seed_same_numbers_and_no_global_rng_use():
     for key in ("train_loss", "val_loss", "run_loss"):
         assert a["arms"]["dropout"][key] == b["arms"]["dropout"][key]
     assert a["mc"]["logits"]["error_pct"] == b["mc"]["logits"]["error_pct"]
+
+
+def test_extra_mask_seeds_stop_at_k_max_spread_and_are_padded_not_invented():
+    """The first mask seed runs to k_max, the others to k_max_spread; beyond it their entries are None."""
+    from lab.sections.dropout import mc_table
+
+    cfg = make_config("dropout", "quick", {**TINY, "epochs": 1, "k_max": 20, "k_max_spread": 5, "n_mask_seeds": 3})
+    mc = P3.run(cfg, RunContext(quiet=True)).metrics["mc"]
+    ks = mc["k_grid"]
+    assert mc["k_max_per_seed"] == [20, 5, 5]
+    for mode in ("logits", "probs"):
+        first, *others = mc[mode]["error_pct"]
+        assert all(v is not None for v in first)
+        for row in others:
+            assert [v is None for v in row] == [k > 5 for k in ks]
+        # the mean uses only the seeds that reached k: beyond k_max_spread it is the first seed itself
+        assert mc[mode]["error_pct_mean"][-1] == pytest.approx(first[-1])
+    rows = mc_table(mc).rows
+    assert rows[-1][1].endswith("(1 seed)") and "+/-" in rows[1][1]

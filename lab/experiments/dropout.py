@@ -203,13 +203,20 @@ def first_meeting(ks: list[int], errors: list[float], target: float) -> int | No
     return next((k for k, e in zip(ks, errors) if e <= target), None)
 
 
+def pad(values: list[float], length: int) -> list[float | None]:
+    """A seed that stopped at a smaller k has no value beyond it: None (JSON null), never a made-up number."""
+    return list(values) + [None] * (length - len(values))
+
+
 def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, ctx: RunContext) -> dict:
     s = data.split
     n = min(cfg.n_mc, s.x_val.shape[0])
     x, y = s.x_val[:n], s.y_val[:n]
     ks = k_grid(cfg.k_max)
     seeds = [1000 * (cfg.seed + 1) + i for i in range(cfg.n_mask_seeds)]
-    runs = [mc_ensemble(model, x, y, ks, seed, ctx) for seed in seeds]
+    # The first mask seed goes to k_max; the others to k_max_spread (cost): each seed's k is a prefix of the grid.
+    seed_ks = [ks] + [[k for k in ks if k <= cfg.k_max_spread] or ks[:1]] * (len(seeds) - 1)
+    runs = [mc_ensemble(model, x, y, kk, seed, ctx) for kk, seed in zip(seed_ks, seeds)]
     base = evaluate(model, x, y)  # weight scaling: dropout off, activations scaled (inverted dropout)
     with seeded(seeds[-1] + 1, x.device):  # the timing passes draw masks too: keep them off the global RNG
         eval_pass, train_pass = time_pass(model, x, train_mode=False), time_pass(model, x, train_mode=True)
@@ -219,6 +226,7 @@ def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, ctx: RunContext) 
         "image_range": [data.val_range[0], data.val_range[0] + n],
         "k_grid": ks,
         "mask_seeds": seeds,
+        "k_max_per_seed": [kk[-1] for kk in seed_ks],
         "eval_error_pct": base["error_pct"],
         "eval_loss": base["loss"],
         "eval_pass_s": eval_pass,
@@ -227,14 +235,14 @@ def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, ctx: RunContext) 
         "wall_s": sum(r["wall_s"] for r in runs),
     }
     for mode in ("logits", "probs"):
-        errors = [r[mode]["error_pct"] for r in runs]  # [seed][k]
-        mean = [sum(col) / len(col) for col in zip(*errors)]
+        errors = [pad(r[mode]["error_pct"], len(ks)) for r in runs]  # [seed][k], None beyond a seed's k
+        mean = [sum(v for v in col if v is not None) / sum(v is not None for v in col) for col in zip(*errors)]
         out[mode] = {
             "error_pct": errors,
-            "nll": [r[mode]["nll"] for r in runs],
+            "nll": [pad(r[mode]["nll"], len(ks)) for r in runs],
             "error_pct_mean": mean,
             "meet_k": first_meeting(ks, mean, base["error_pct"]),
-            "meet_k_per_seed": [first_meeting(ks, e, base["error_pct"]) for e in errors],
+            "meet_k_per_seed": [first_meeting(kk, r[mode]["error_pct"], base["error_pct"]) for kk, r in zip(seed_ks, runs)],
         }
     return out
 

@@ -89,9 +89,10 @@ def plot_digits(samples: dict, axes, vlim: float | None = None):
     return im
 
 
-def _spread(errors: list[list[float]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    e = np.asarray(errors, dtype=float)  # [seed, k]
-    return e.mean(0), e.min(0), e.max(0)
+def _spread(errors: list[list[float | None]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min, max over the mask seeds that reached each k (None = that seed stopped at a smaller k)."""
+    e = np.asarray([[np.nan if v is None else v for v in row] for row in errors], dtype=float)  # [seed, k]
+    return np.nanmean(e, 0), np.nanmin(e, 0), np.nanmax(e, 0)
 
 
 def plot_mc_error(mc: dict, mode: str, ax) -> None:
@@ -100,7 +101,9 @@ def plot_mc_error(mc: dict, mode: str, ax) -> None:
     mean, lo, hi = _spread(mc[mode]["error_pct"])
     color = COLORS["dropout"]
     n_seeds = len(mc[mode]["error_pct"])
-    ax.plot(ks, mean, marker="o", ms=3, color=color, label=f"MC dropout, {mode} averaged (mean of {n_seeds} mask seeds)")
+    per = mc.get("k_max_per_seed") or [int(ks[-1])] * n_seeds
+    who = f"mean of {n_seeds} mask seeds" + (f"; 1 seed beyond k = {min(per[1:])}" if len(set(per)) > 1 else "")
+    ax.plot(ks, mean, marker="o", ms=3, color=color, label=f"MC dropout, {mode} averaged ({who})")
     if n_seeds > 1:
         ax.fill_between(ks, lo, hi, color=color, alpha=0.2, lw=0, label="min-max over mask seeds")
     ax.axhline(mc["eval_error_pct"], color=COLORS["eval"], ls="--", lw=1.2,

@@ -27,9 +27,29 @@ def _first_epoch(values: list, pred) -> int | None:
     return next((i for i, v in enumerate(values) if v is not None and pred(v)), None)
 
 
+def _seed_matrix(rows: list[list[float | None]]) -> np.ndarray:
+    """[seed, k] as floats; NaN where a seed stopped at a smaller k than the grid's."""
+    return np.asarray([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+
+
 def _mc_stats(mc: dict, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    e = np.asarray(mc[mode]["error_pct"], dtype=float)  # [seed, k]
-    return e.mean(0), (e.max(0) - e.min(0)) / 2.0
+    """Mean over the seeds that reached each k, and half the min-max range (0 where one seed did)."""
+    e = _seed_matrix(mc[mode]["error_pct"])
+    return np.nanmean(e, 0), (np.nanmax(e, 0) - np.nanmin(e, 0)) / 2.0
+
+
+def _seeds_at(mc: dict) -> np.ndarray:
+    """How many mask seeds reached each k of the grid."""
+    return (~np.isnan(_seed_matrix(mc["logits"]["error_pct"]))).sum(0)
+
+
+def seeds_text(mc: dict) -> str:
+    """'3 mask seeds' or '3 mask seeds (the first to k = 1,000, the others to k = 300)'."""
+    per = mc.get("k_max_per_seed") or [mc["k_grid"][-1]] * len(mc["mask_seeds"])
+    text = f"{len(per)} mask seed{'s' if len(per) > 1 else ''}"
+    if len(set(per)) > 1:
+        text += f" (the first to k = {per[0]:,}, the others to k = {min(per[1:]):,}; beyond that, one seed)"
+    return text
 
 
 def build(result: ExperimentResult, sink: FigureSink) -> dict:
@@ -78,8 +98,8 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         figures.append(sink.add(
             "p3_mc", fig,
             f"Error of the dropout net kept in train mode, averaging the logits of k stochastic passes over "
-            f"{mc['n_images']:,} validation images; all k come from one run of {mc['k_grid'][-1]:,} passes per mask "
-            f"seed (band: min-max over {len(mc['mask_seeds'])} mask seeds). Dashed: the same net in eval mode."))
+            f"{mc['n_images']:,} validation images; every k of a mask seed comes from one run of passes with running "
+            f"averages (band: min-max over {seeds_text(mc)}). Dashed: the same net in eval mode."))
         fig, axes = new_figure(ncols=2, width=5.0, height=3.6)
         plot_mc_modes(mc, "error", axes[0, 0])
         axes[0, 0].set_title("error: logits vs probabilities averaged")
@@ -144,13 +164,17 @@ def mc_table(mc: dict) -> Table:
     (lm, ls), (pm, ps) = _mc_stats(mc, "logits"), _mc_stats(mc, "probs")
     ratio = mc.get("pass_cost_ratio")
     rows = [["eval mode (weight scaling)", _pct(mc["eval_error_pct"]), _pct(mc["eval_error_pct"]), "1", fmt(mc["eval_pass_s"], 3)]]
+    counts = _seeds_at(mc)
     for i, k in enumerate(ks):
         cost = fmt(k * ratio, 3) if ratio is not None else "n/a"
-        rows.append([f"k = {k:,}", f"{lm[i]:.2f} +/- {ls[i]:.2f} %", f"{pm[i]:.2f} +/- {ps[i]:.2f} %", cost,
-                     fmt(k * mc["mc_pass_s"], 3)])
+        if counts[i] > 1:
+            cells = [f"{lm[i]:.2f} +/- {ls[i]:.2f} %", f"{pm[i]:.2f} +/- {ps[i]:.2f} %"]
+        else:
+            cells = [f"{lm[i]:.2f} % (1 seed)", f"{pm[i]:.2f} % (1 seed)"]
+        rows.append([f"k = {k:,}", *cells, cost, fmt(k * mc["mc_pass_s"], 3)])
     return Table(
         caption=f"Monte-Carlo dropout ensembles on {mc['n_images']:,} validation images: error mean +/- half the "
-                f"min-max range over {len(mc['mask_seeds'])} mask seeds",
+                f"min-max range over {seeds_text(mc)}",
         columns=["ensemble", "logits averaged", "probabilities averaged", "cost (eval passes)", "time (s)"],
         rows=rows,
         note=f"One train-mode pass took {fmt(mc['mc_pass_s'] * 1e3, 3)} ms and one eval-mode pass "
@@ -287,7 +311,11 @@ def mc_discussion(mc: dict) -> list[str]:
     )
     for mode in ("logits", "probs"):
         meet = mc[mode]["meet_k"]
-        per_seed = ", ".join("never" if k is None else f"{k:,}" for k in mc[mode]["meet_k_per_seed"])
+        reach = mc.get("k_max_per_seed") or [ks[-1]] * len(mc[mode]["meet_k_per_seed"])
+        per_seed = ", ".join(
+            (f"{k:,}" if k is not None else "never" if top == ks[-1] else f"not by k = {top:,}")
+            for k, top in zip(mc[mode]["meet_k_per_seed"], reach)
+        )
         mean, _ = _mc_stats(mc, mode)
         if meet is None:
             lines.append(
@@ -312,20 +340,23 @@ def mc_discussion(mc: dict) -> list[str]:
         )
     diff = lm[-1] - base
     images = abs(diff) / resolution
-    if abs(diff) <= max(ls[-1], resolution):
+    several = np.flatnonzero(_seeds_at(mc) > 1)
+    j = int(several[-1]) if several.size else len(ks) - 1  # largest k that several mask seeds reached
+    spread = f"+/- {ls[j]:.2f}" + ("" if j == len(ks) - 1 else f" at k = {ks[j]:,}")
+    if abs(diff) <= max(ls[j], resolution):
         lines.append(
             f"The largest ensemble and weight scaling agree: at k = {ks[-1]:,} the difference is {diff:+.2f} points "
-            f"({images:.0f} images), within the mask-seed spread (+/- {ls[-1]:.2f}); weight scaling gets there in one pass."
+            f"({images:.0f} images), within the mask-seed spread ({spread}); weight scaling gets there in one pass."
         )
     elif diff < 0:
         lines.append(
             f"The k = {ks[-1]:,} ensemble beats weight scaling by {-diff:.2f} points ({images:.0f} images; mask-seed "
-            f"spread +/- {ls[-1]:.2f}), at {ks[-1] * (mc.get('pass_cost_ratio') or 1):,.0f}x the cost of one eval pass."
+            f"spread {spread}), at {ks[-1] * (mc.get('pass_cost_ratio') or 1):,.0f}x the cost of one eval pass."
         )
     else:
         lines.append(
             f"Even k = {ks[-1]:,} stays {diff:.2f} points ({images:.0f} images) above weight scaling (mask-seed spread "
-            f"+/- {ls[-1]:.2f}): the one-pass approximation is at least as good as the sampled ensemble here."
+            f"{spread}): the one-pass approximation is at least as good as the sampled ensemble here."
         )
     better = "probabilities" if pm[-1] < lm[-1] else "logits" if lm[-1] < pm[-1] else None
     lines.append(
@@ -333,8 +364,8 @@ def mc_discussion(mc: dict) -> list[str]:
         + (f"; averaging {better} is lower here" if better else "; no difference")
         + f", and at k = {ks[min(2, len(ks) - 1)]:,} {lm[min(2, len(ks) - 1)]:.2f} % vs {pm[min(2, len(ks) - 1)]:.2f} %."
     )
-    ln = np.asarray(mc["logits"]["nll"], dtype=float).mean(0)
-    pn = np.asarray(mc["probs"]["nll"], dtype=float).mean(0)
+    ln = np.nanmean(_seed_matrix(mc["logits"]["nll"]), 0)
+    pn = np.nanmean(_seed_matrix(mc["probs"]["nll"]), 0)
     lines.append(
         f"By negative log-likelihood the averages differ more: at k = {ks[-1]:,} averaged probabilities reach "
         f"{pn[-1]:.4f}, averaged logits {ln[-1]:.4f}, weight scaling {mc['eval_loss']:.4f}"
@@ -345,7 +376,7 @@ def mc_discussion(mc: dict) -> list[str]:
         lines.append(
             f"Cost: one stochastic pass cost {mc['pass_cost_ratio']:.2f} eval passes (fresh masks for every unit), so "
             f"k = {ks[-1]:,} costs {ks[-1] * mc['pass_cost_ratio']:,.0f} eval passes; the whole MC study took "
-            f"{mc['wall_s']:.0f} s for {len(mc['mask_seeds'])} mask seeds."
+            f"{mc['wall_s']:.0f} s for {seeds_text(mc)}."
         )
     return lines
 
