@@ -41,7 +41,9 @@ test: $(STAMP) ## run tests/, checks/ and benchmarks/ once each as ordinary test
 	$(PY) -m pytest -q --benchmark-disable -p no:cacheprovider
 
 bench: $(STAMP) ## time the training steps (pytest-benchmark) and save OUT/data/bench.json
-	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only --benchmark-json $(OUT)/data/bench.json $(ARGS)
+	mkdir -p $(OUT)/data
+	$(PY) -m pytest benchmarks -q -p no:cacheprovider --benchmark-only --benchmark-json $(OUT)/data/.bench.json.tmp $(ARGS)
+	mv $(OUT)/data/.bench.json.tmp $(OUT)/data/bench.json
 
 clean: ## remove the generated report (keeps .venv and the MNIST copy)
 	rm -rf $(OUT) .pytest_cache .benchmarks

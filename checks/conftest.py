@@ -42,5 +42,5 @@ def pytest_sessionfinish(session, exitstatus):
     order = {name: i for i, name in enumerate(GATE)}
     checks = [c for _, c in sorted(_COLLECTED, key=lambda kc: order.get(kc[0], len(order)))]
     save_checks(checks, Path(path), **provenance(seed=0, profile="default",
-                                                 device=session.config.getoption("--lab-device"),
+                                                 device=str(resolve_device(session.config.getoption("--lab-device"))),
                                                  wall_time_s=time.perf_counter() - _START))

@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                      help="override a setting, e.g. epochs=5 or dropout.epochs=5 (repeatable)")
     run.add_argument("--force", action="store_true", help="rerun even if a fresh cached result exists")
+    run.add_argument("--final", action="store_true",
+                     help="Part 3 only: evaluate once on MNIST's test split, reported in its own section [default: off]")
 
     check = sub.add_parser("check", help="run the Karpathy-recipe gate and record it for the report")
     _common(check, profile=False)
@@ -91,6 +93,10 @@ def cmd_run(args) -> int:
 
     names = expand_names(args.experiments)
     per = split_overrides(args.overrides, names)
+    if args.final:
+        if "dropout" not in names:
+            raise LabError("--final evaluates Part 3 on MNIST's test split: run it with the dropout experiment")
+        per["dropout"]["final"] = "true"
     if args.profile not in PROFILES:
         raise LabError(f"unknown profile '{args.profile}' (choose from: {', '.join(PROFILES)})")
     for name in names:  # validate every config before spending time on the first experiment

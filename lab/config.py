@@ -92,7 +92,7 @@ class ShallowInitConfig:
     def __post_init__(self) -> None:
         _check(self.n_train >= 2, f"n_train must be >= 2, got {self.n_train}")
         _check(self.n_val >= 2, f"n_val must be >= 2, got {self.n_val}")
-        _check(all(h >= 1 for h in self.hidden), f"hidden widths must be >= 1, got {self.hidden}")
+        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), f"hidden widths must be >= 1, got {self.hidden}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(self.steps >= 1, f"steps must be >= 1, got {self.steps}")
         _check(self.n_seeds >= 1, f"n_seeds must be >= 1, got {self.n_seeds}")
@@ -145,6 +145,7 @@ class DropoutConfig:
         _check(self.n_train >= 10, f"n_train must be >= 10, got {self.n_train}")
         _check(self.n_val >= 10, f"n_val must be >= 10, got {self.n_val}")
         _check(self.n_train + self.n_val <= 60_000, "n_train + n_val must fit in MNIST's 60,000 training images")
+        _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), f"hidden widths must be >= 1, got {self.hidden}")
         _check(0.0 <= self.p_input < 1.0, f"p_input must be in [0, 1), got {self.p_input}")
         _check(0.0 <= self.p_hidden < 1.0, f"p_hidden must be in [0, 1), got {self.p_hidden}")
         _check(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")

@@ -21,7 +21,6 @@ from lab.errors import LabError
 
 _PARAM_FREE = ("glorot", "glorot_uniform", "he", "he_uniform", "zeros", "torch")
 _WITH_PARAM = ("normal", "uniform")
-INIT_NAMES = _WITH_PARAM + _PARAM_FREE
 
 
 @dataclass(frozen=True)
@@ -114,4 +113,4 @@ def make_init(spec: str | InitSpec, generator: torch.Generator | None = None) ->
     return apply
 
 
-__all__ = ["INIT_NAMES", "InitSpec", "init_weight_", "make_init", "parse_init", "weight_std"]
+__all__ = ["InitSpec", "init_weight_", "make_init", "parse_init", "weight_std"]

@@ -22,7 +22,7 @@ from lab import PROJECT_ROOT
 from lab.errors import LabError
 
 # Bump when the layout of a results file changes incompatibly; older files are refused, not misread.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: Monte-Carlo seeds of different length (k_max_per_seed, nulls beyond)
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -114,7 +114,8 @@ def save_result(result: ExperimentResult, path: Path) -> None:
 def load_result(path: Path) -> ExperimentResult:
     """Load and validate a results file; an older schema or a foreign file is a LabError."""
     raw = load_json(path)
-    if not isinstance(raw, dict) or "experiment" not in raw or "metrics" not in raw:
+    required = {"experiment", "config", "metrics", "provenance", "schema"}
+    if not isinstance(raw, dict) or not required <= set(raw):
         raise LabError(f"{path}: not a results file of this lab; delete it and rerun")
     if raw.get("schema") != SCHEMA_VERSION:
         raise LabError(
@@ -182,4 +183,8 @@ def load_checks(path: Path) -> list[CheckResult]:
     raw = load_json(path)
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_VERSION or "checks" not in raw:
         raise LabError(f"{path}: not a checks file of this version; rerun the gate (make check)")
+    fields = {"name", "passed", "measured", "expected", "detail", "scope"}
+    if not all(isinstance(c, dict) and {"name", "passed", "measured", "expected", "detail"} <= set(c) <= fields
+               for c in raw["checks"]):
+        raise LabError(f"{path}: malformed checks file; rerun the gate (make check)")
     return [CheckResult(**c) for c in raw["checks"]]

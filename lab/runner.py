@@ -80,11 +80,14 @@ def run_experiment(
     if not force and (hit := cached_result(path, key)) is not None:
         return hit, True
     # Experiments seed their own generators; this only pins anything that still reads global state,
-    # so running one part alone gives the same numbers as running it inside the whole report.
-    torch.manual_seed(cfg.seed)
-    start = time.perf_counter()
-    outcome = module.run(cfg, ctx)
-    wall = time.perf_counter() - start
+    # so running one part alone gives the same numbers as running it inside the whole report. fork_rng:
+    # the caller's global RNG is left as it was (no state leaks out of an experiment either).
+    devices = [ctx.device.index or 0] if ctx.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(cfg.seed)
+        start = time.perf_counter()
+        outcome = module.run(cfg, ctx)
+        wall = time.perf_counter() - start
     result = ExperimentResult(
         experiment=name,
         config=cfg_dict,

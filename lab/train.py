@@ -49,23 +49,16 @@ def fit_full_batch(
     lr: float,
     x_val: torch.Tensor | None = None,
     y_val: torch.Tensor | None = None,
-    eval_every: int = 0,
 ) -> dict:
     """Full-batch gradient descent (SGD, no momentum). A NaN/Inf loss stops the run: divergence is a result.
 
-    Returns train_loss per step, optional validation points, and ``diverged_at`` (step index or None).
+    Returns train_loss per step, the final validation loss/accuracy when given, and ``diverged_at``.
     """
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
     losses = torch.empty(steps, dtype=torch.float32, device=x.device)
-    val_steps: list[int] = []
-    val_loss: list[float] = []
-    val_acc: list[float] = []
     diverged_at = None
     done = 0
     for step in range(steps):
-        if eval_every and x_val is not None and step % eval_every == 0:
-            m = evaluate(model, x_val, y_val)
-            val_steps.append(step), val_loss.append(m["loss"]), val_acc.append(m["acc"])
         losses[step] = train_step(model, optimizer, x, y)
         done = step + 1
         if not math.isfinite(float(losses[step])):
@@ -74,7 +67,7 @@ def fit_full_batch(
     out = {"train_loss": [float(v) for v in losses[:done]], "diverged_at": diverged_at}
     if x_val is not None:
         final = evaluate(model, x_val, y_val)
-        out.update(val_steps=val_steps + [done], val_loss=val_loss + [final["loss"]], val_acc=val_acc + [final["acc"]])
+        out.update(val_steps=[done], val_loss=[final["loss"]], val_acc=[final["acc"]])
     return out
 
 

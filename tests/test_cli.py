@@ -43,6 +43,7 @@ def test_list_shows_every_experiment(capsys):
         (["run", "dropout", "--set", "p_hidden=1.5"], "p_hidden must be in [0, 1)"),
         (["run", "deep_init", "--device", "tpu"], "unknown device 'tpu'"),
         (["list", "--profile", "slow"], "unknown profile 'slow'"),
+        (["run", "deep_init", "--final"], "--final evaluates Part 3"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(argv, message, capsys, tmp_path):

@@ -159,16 +159,7 @@ def test_split_larger_than_the_training_split_is_refused(fake_mnist):
 # ----- the real files (skipped where MNIST is neither present nor reachable through MNIST_MIRROR) -----
 
 
-def real_mnist_or_skip() -> None:
-    raw = D.mnist_raw_folder()
-    present = all((raw / name).is_file() for name in D.MNIST_MD5)
-    if not present and not os.environ.get(D.MIRROR_ENV):
-        pytest.skip(f"MNIST is not under {raw} and {D.MIRROR_ENV} is unset")
-    D.ensure_mnist()  # a damaged file or a bad mirror fails the test, it is not skipped
-
-
-def test_real_mnist_lab_split():
-    real_mnist_or_skip()
+def test_real_mnist_lab_split(real_mnist):  # real_mnist (tests/conftest.py): skip where MNIST is unavailable
     m = D.mnist_split(5_000, 10_000)
     assert m.split.x_train.shape == (5_000, 784) and m.split.x_val.shape == (10_000, 784)
     assert m.train_range == (0, 5_000) and m.val_range == (5_000, 15_000)

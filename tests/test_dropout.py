@@ -8,14 +8,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
+import types
 
 import pytest
 import torch
 
 from lab.config import config_to_dict, make_config
 from lab.context import RunContext
-from lab.data import MIRROR_ENV, MNIST_MD5, ensure_mnist, mnist_raw_folder
 from lab.experiments import dropout as P3
 from lab.models import MLP
 from lab.report import _section_view, template_env
@@ -26,14 +25,6 @@ from lab.sections import dropout as S3
 
 CTX = RunContext(device=torch.device("cpu"), profile="quick", quiet=True)
 TINY = {"n_train": 200, "n_val": 300, "hidden": (64, 64), "epochs": 2, "k_max": 7, "n_mask_seeds": 2, "n_mc": 100}
-
-
-def real_mnist_or_skip() -> None:
-    """Skip only where MNIST is neither present nor reachable through MNIST_MIRROR; a damaged copy fails."""
-    raw = mnist_raw_folder()
-    if not all((raw / name).is_file() for name in MNIST_MD5) and not os.environ.get(MIRROR_ENV):
-        pytest.skip(f"MNIST is not under {raw} and {MIRROR_ENV} is unset")
-    ensure_mnist()
 
 
 # ----- pieces that need no dataset -----
@@ -89,9 +80,11 @@ def test_predicted_logit_std_matches_a_fresh_net():
 
 
 @pytest.fixture(scope="module")
-def quick_result(tmp_path_factory):
-    """The quick profile through the runner: run, save JSON atomically, reload (a few seconds)."""
-    real_mnist_or_skip()
+def quick_result(real_mnist, tmp_path_factory):
+    """The quick profile through the runner: run, save JSON atomically, reload (a few seconds).
+
+    real_mnist (tests/conftest.py) skips where MNIST is neither present nor reachable through MNIST_MIRROR.
+    """
     out = tmp_path_factory.mktemp("p3")
     ctx = RunContext(device=torch.device("cpu"), profile="quick", quiet=True)
     result, cached = run_experiment("dropout", ctx=ctx, out=out, force=True)
@@ -190,13 +183,16 @@ def test_discussion_follows_the_measured_comparison(quick_result):
     worse = S3.discussion(_with_final_val_errors(result, 5.0, 4.0).metrics)
     assert any("did not lower the validation error" in line for line in worse)
     assert not any("lowered the validation error from" in line for line in worse)
+    one_image = 100 / result.config["n_val"]  # a single validation image, in points
+    tie = S3.discussion(_with_final_val_errors(result, 4.0 - one_image, 4.0).metrics)
+    assert any("a difference of 1 image " in line and "too few to call an effect" in line for line in tie)
+    assert not any("regularizes" in line or "lowered the validation error from" in line for line in tie)
 
 
 # ----- edge cases on a tiny net -----
 
 
-def test_divergence_stops_the_arm_and_stays_json_clean(tmp_path):
-    real_mnist_or_skip()
+def test_divergence_stops_the_arm_and_stays_json_clean(real_mnist, tmp_path):
     cfg = make_config("dropout", "quick", {**TINY, "lr": 1e30, "epochs": 3})
     outcome = P3.run(cfg, CTX)
     m = outcome.metrics
@@ -212,8 +208,7 @@ def test_divergence_stops_the_arm_and_stays_json_clean(tmp_path):
     assert "the dropout arm diverged" in html
 
 
-def test_final_evaluates_the_test_split_in_its_own_table(tmp_path):
-    real_mnist_or_skip()
+def test_final_evaluates_the_test_split_in_its_own_table(real_mnist, tmp_path):
     cfg = make_config("dropout", "quick", {**TINY, "final": True})
     m = to_jsonable(P3.run(cfg, CTX).metrics)
     assert m["test"]["n_test"] == 10_000
@@ -225,8 +220,7 @@ def test_final_evaluates_the_test_split_in_its_own_table(tmp_path):
     assert all("FINAL" not in t.caption for t in view["tables"])  # kept out of the validation tables
 
 
-def test_same_seed_same_numbers_and_no_global_rng_use():
-    real_mnist_or_skip()
+def test_same_seed_same_numbers_and_no_global_rng_use(real_mnist):
     cfg = make_config("dropout", "quick", {**TINY, "epochs": 1, "k_max": 3, "n_mask_seeds": 1})
     state = torch.get_rng_state()
     a = P3.run(cfg, CTX).metrics
@@ -238,12 +232,12 @@ def test_same_seed_same_numbers_and_no_global_rng_use():
     assert a["mc"]["logits"]["error_pct"] == b["mc"]["logits"]["error_pct"]
 
 
-def test_extra_mask_seeds_stop_at_k_max_spread_and_are_padded_not_invented():
+def test_extra_mask_seeds_stop_at_k_max_spread_and_are_padded_not_invented(real_mnist):
     """The first mask seed runs to k_max, the others to k_max_spread; beyond it their entries are None."""
     from lab.sections.dropout import mc_table
 
     cfg = make_config("dropout", "quick", {**TINY, "epochs": 1, "k_max": 20, "k_max_spread": 5, "n_mask_seeds": 3})
-    mc = P3.run(cfg, RunContext(quiet=True)).metrics["mc"]
+    mc = P3.run(cfg, CTX).metrics["mc"]
     ks = mc["k_grid"]
     assert mc["k_max_per_seed"] == [20, 5, 5]
     for mode in ("logits", "probs"):
@@ -255,3 +249,105 @@ def test_extra_mask_seeds_stop_at_k_max_spread_and_are_padded_not_invented():
         assert mc[mode]["error_pct_mean"][-1] == pytest.approx(first[-1])
     rows = mc_table(mc).rows
     assert rows[-1][1].endswith("(1 seed)") and "+/-" in rows[1][1]
+    for mode in ("logits", "probs"):  # the meeting point is read off the first seed's full curve
+        assert mc[mode]["meet_k"] == mc[mode]["meet_k_per_seed"][0]
+
+
+# ----- sentences and meeting points on made-up numbers (no dataset) -----
+
+
+def _summary(val_error: float, val_loss: float) -> dict:
+    return {"epoch": 10, "val_error_pct": val_error, "val_loss": val_loss, "train_loss": 0.01, "train_error_pct": 0.0,
+            "best_val_error_pct": val_error, "best_val_error_epoch": 10}
+
+
+def test_comparison_needs_a_few_images_and_picks_the_loss_verb_by_sign():
+    n_val = 10_000  # one image = 0.01 points, 5 images = 0.05
+    big = S3.comparison(_summary(2.0, 0.08), _summary(3.0, 0.12), n_val)
+    assert big.startswith("Dropout regularizes here") and "lowered the validation loss from 0.120 to 0.080" in big
+    assert "100 of 10,000 images" in big
+    loss_up = S3.comparison(_summary(2.0, 0.15), _summary(3.0, 0.12), n_val)
+    assert "raised the validation loss from 0.120 to 0.150" in loss_up and "regularizes" not in loss_up
+    assert "lowered the validation loss" not in loss_up
+    tiny = S3.comparison(_summary(2.97, 0.08), _summary(3.0, 0.12), n_val)  # 3 images fewer: not an effect
+    assert "a difference of 3 images" in tiny and "too few to call an effect" in tiny
+    assert "regularizes" not in tiny and "lowered the validation error from" not in tiny
+    edge = S3.comparison(_summary(2.95, 0.08), _summary(3.0, 0.12), n_val)  # exactly 5 images: just an effect
+    assert edge.startswith("Dropout regularizes here")
+    worse = S3.comparison(_summary(3.2, 0.12), _summary(3.0, 0.12), n_val)
+    assert "raised it from 3.00 % (no dropout) to 3.20 %" in worse and "left the validation loss unchanged" in worse
+
+
+def test_a_diverged_arm_is_not_compared():
+    def arm(label, diverged_at, val_error):
+        return {"label": label, "diverged_at": diverged_at, "summary": _summary(val_error, 0.1),
+                "train_error_pct": [90.0, 0.0], "val_error_pct": [90.0, val_error], "run_loss": [None, 0.1]}
+
+    lines = S3.arm_discussion(arm("dropout", None, 2.0), arm("no dropout", 3, 90.0), 10_000)
+    assert any("no dropout: the training loss became NaN/Inf at epoch 3" in line for line in lines)
+    assert any(line.startswith("No comparison of the arms: the no dropout arm diverged at epoch 3") for line in lines)
+    assert not any("regularizes" in line or "lowered the validation error" in line for line in lines)
+
+
+def _mc(first: list[float], other: list[float | None], base: float = 2.0, nll=((0.10, 0.09), (0.08, 0.07))) -> dict:
+    """A made-up MC study on a 1,000-image grid of k = 1, 2, 3, 5; the second seed stops at k = 3."""
+    ks = [1, 2, 3, 5]
+    meet = [P3.first_meeting(ks, first, base), P3.first_meeting(ks[:3], other[:3], base)]
+    (nl_first, nl_other), (np_first, np_other) = nll
+    def mode(nll_first, nll_other):
+        return {"error_pct": [first, other], "nll": [[nll_first] * 4, [nll_other] * 3 + [None]],
+                "meet_k": meet[0], "meet_k_per_seed": meet}
+    return {"k_grid": ks, "n_images": 1_000, "eval_error_pct": base, "eval_loss": 0.075, "mask_seeds": [1, 2],
+            "k_max_per_seed": [5, 3], "logits": mode(nl_first, nl_other), "probs": mode(np_first, np_other),
+            "pass_cost_ratio": 1.5, "wall_s": 1.0, "mc_pass_s": 0.01, "eval_pass_s": 0.007}
+
+
+def test_mc_sentences_follow_the_curve():
+    narrows = S3.mc_discussion(_mc([3.0, 2.6, 2.3, 1.9], [3.2, 2.8, 2.4, None]))
+    assert "Averaging k passes narrows the gap to eval mode" in narrows[0]
+    flat = S3.mc_discussion(_mc([3.0, 3.1, 3.0, 3.2], [3.0, 3.1, 3.2, None]))
+    assert "does not lower the error here" in flat[0] and "narrows" not in flat[0]
+    past = S3.mc_discussion(_mc([2.5, 1.5, 1.2, 1.0], [2.5, 1.5, 1.2, None]))
+    assert "past eval mode" in past[0] and "narrows" not in past[0]
+    # the meeting point is the first seed's, and the sentence says so
+    assert any("the first mask seed's ensemble (the only one run to k = 5) first reached the eval-mode error at k = 5"
+               in line for line in narrows[1:])
+
+
+def test_nll_sentence_says_more_only_when_the_relative_nll_difference_is_larger():
+    more = S3.nll_sentence(1000, 2.0, 2.0, 0.10, 0.08, 0.09)  # 0 % apart in error, 25 % in NLL
+    assert "differ more than by error" in more and "averaged probabilities give the lowest NLL" in more
+    less = S3.nll_sentence(1000, 2.0, 3.0, 0.10, 0.099, 0.05)  # 50 % apart in error, 1 % in NLL
+    assert "differ less than by error" in less and "weight scaling gives the lowest NLL" in less
+
+
+def test_meet_k_comes_from_the_first_seed_not_from_the_mean_that_switches_seeds(monkeypatch):
+    """Seeds 2 and 3 dip below eval mode at k = 3 and stop there; the first seed never does: no meeting point."""
+    curves = {0: [5.0, 4.0, 3.0, 2.5, 2.2, 2.1], 1: [5.0, 1.0, 0.0], 2: [5.0, 1.0, 0.0]}  # grid 1, 2, 3, 5, 7, 10
+
+    def fake_ensemble(model, x, y, ks, seed, ctx):
+        e = curves[seed % 1000][: len(ks)]
+        return {"logits": {"error_pct": e, "nll": e}, "probs": {"error_pct": e, "nll": e}, "wall_s": 0.0}
+
+    monkeypatch.setattr(P3, "mc_ensemble", fake_ensemble)
+    monkeypatch.setattr(P3, "evaluate", lambda model, x, y: {"error_pct": 2.0, "loss": 0.1})
+    monkeypatch.setattr(P3, "time_pass", lambda model, x, train_mode: 1.0)
+    cfg = types.SimpleNamespace(n_mc=10, k_max=10, k_max_spread=3, seed=0, n_mask_seeds=3)
+    split = types.SimpleNamespace(x_val=torch.zeros(10, 4), y_val=torch.zeros(10, dtype=torch.long))
+    data = types.SimpleNamespace(split=split, val_range=(0, 10))
+    mc = P3.mc_study(cfg, None, data, CTX)
+    assert mc["k_max_per_seed"] == [10, 3, 3]
+    assert mc["logits"]["error_pct_mean"][2] < 2.0  # the mean does dip below eval mode at k = 3 ...
+    assert mc["logits"]["meet_k"] is None  # ... but the first seed never gets there
+    assert mc["logits"]["meet_k_per_seed"] == [None, 2, 2]
+
+
+def test_init_finding_detail_follows_the_check():
+    x = torch.randn(500, 784, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (500,), generator=torch.Generator().manual_seed(1))
+    data = types.SimpleNamespace(split=types.SimpleNamespace(x_train=x, y_train=y))
+    for sigma, passed in ((0.1, False), (0.001, True)):
+        model = MLP([784, 100, 100, 10], init=f"normal:{sigma}", generator=torch.Generator().manual_seed(2))
+        _, check = P3.init_finding(model, data, types.SimpleNamespace(sigma=sigma))
+        assert check.passed is passed
+        assert ("confident and mostly wrong" in check.detail) is (not passed)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import replace
@@ -18,9 +19,9 @@ from lab.context import RunContext
 from lab.errors import LabError
 from lab.experiments.shallow_init import LN2, log_steps, pick_sigmas, plateau_length, run
 from lab.report import template_env
-from lab.results import ExperimentResult, load_result, save_result
+from lab.results import ExperimentResult, load_result, save_result, to_jsonable
 from lab.sections import FigureSink
-from lab.sections.shallow_init import build, discussion, loss_story
+from lab.sections.shallow_init import CROSSCHECK_TOL, build, discussion, loss_story
 
 
 @pytest.fixture(scope="module")
@@ -99,9 +100,33 @@ def test_a_pick_that_nothing_meets_is_reported_missing(quick):
     picks = pick_sigmas([{**e, "median": {k: (math.inf if v is None else v) for k, v in e["median"].items()}}
                          for e in m["sweep"]], impossible)
     assert picks["slow"]["sigma"] is None and "no sigma" in picks["slow"]["missing_reason"]
-    text = " ".join(discussion({**m, "picks": picks, "init_arms": {k: v for k, v in m["init_arms"].items()
-                                                                       if k != "slow"}}, config_to_dict(impossible)))
+    no_slow = {k: v for k, v in m["init_arms"].items() if k != "slow"}
+    text = " ".join(discussion({**m, "picks": picks, "init_arms": no_slow}, config_to_dict(impossible)))
     assert "No sigma met the slow criterion" in text
+    reaching = [r for r in picks["criteria_table"] if r["acc"] is not None and r["acc"] >= 1.0 and not r["n_diverged"]]
+    assert ("among the sigmas reaching that accuracy" in text) == bool(reaching)
+    # No sigma reaches the accuracy bar at all: the text must say so, not name a "longest plateau" among none.
+    low = [{**e, "median": {**{k: (math.inf if v is None else v) for k, v in e["median"].items()},
+                            "final_val_acc": 0.4}} for e in m["sweep"]]
+    picks = pick_sigmas(low, cfg)
+    assert picks["slow"]["sigma"] is None
+    text = " ".join(discussion({**m, "picks": picks, "init_arms": no_slow}, config_to_dict(cfg)))
+    assert "no sigma reached that accuracy" in text
+    assert "among the sigmas reaching that accuracy" not in text and "longest plateau was" not in text
+
+
+def test_slow_pick_excludes_a_sigma_with_a_diverged_seed(quick):
+    cfg, _, result, _ = quick
+    m = result.metrics
+    slow = m["picks"]["slow"]["sigma"]
+    sweep = [{**e, "median": {k: (math.inf if v is None else v) for k, v in e["median"].items()}} for e in m["sweep"]]
+    assert pick_sigmas(sweep, cfg)["slow"]["sigma"] == slow
+    for e in sweep:
+        if e["sigma"] == slow:
+            e["n_diverged"] = 1  # its accuracy median would be over the survivors only
+    picks = pick_sigmas(sweep, cfg)
+    assert picks["slow"]["sigma"] != slow and slow not in picks["slow"]["candidates"]
+    assert "no diverged seed" in picks["slow"]["rule"]
 
 
 def test_divergent_arm_stops_and_is_recorded_without_nan(quick):
@@ -162,7 +187,141 @@ def test_findings_cover_every_arm_and_flag_the_large_init(quick):
 
 def test_batched_sweep_agrees_with_the_per_model_path(quick):
     _, _, result, _ = quick
-    assert result.metrics["crosscheck"]["max_abs_diff_train_loss"] < 1e-5
+    assert result.metrics["crosscheck"]["max_abs_diff_train_loss"] < CROSSCHECK_TOL == 1e-5
+
+
+def _diverge(arm: dict, n: int, keep_acc: bool = False) -> None:
+    """Make an arm look like one whose median seed diverged: inf losses (null after JSON), k = n - 1 (>= 1)."""
+    k = max(n - 1, 1)
+    acc = arm["median"].get("final_val_acc")
+    arm["median"] = {key: math.inf for key in arm["median"]}
+    arm["median"]["final_val_acc"] = acc if keep_acc else math.nan
+    arm["max"] = {key: math.inf for key in arm["max"]}
+    arm["n_diverged"], arm["diverged_at"] = k, [7] * k + [None] * (n - k)
+
+
+def _render(result: ExperimentResult, tmp_path) -> tuple[dict, str, str]:
+    from lab.report import _section_view
+    from lab.sections import build_section
+
+    sec = build_section("shallow_init", 1, "Part 1", result, FigureSink(tmp_path))
+    view, env = _section_view(sec), template_env()
+    html = env.get_template("sections/shallow_init.html.j2").render(sec=view, result=result)
+    md = env.get_template("sections/shallow_init.md.j2").render(sec=view, result=result)
+    return sec, html, md
+
+
+def test_section_renders_when_medians_diverged(quick, tmp_path):
+    """Medians that are inf/NaN become null in the JSON: every sentence and cell must cope and say 'diverged'."""
+    _, _, result, _ = quick
+    m = copy.deepcopy(result.metrics)
+    n = len(m["seeds"])
+    for group in ("init_arms", "scaling", "breakers"):
+        for arm in m[group].values():
+            _diverge(arm, n)
+    for e in m["sweep"][:3]:
+        _diverge(e, n)
+    m["crosscheck"]["max_abs_diff_train_loss"] = math.nan
+    data = to_jsonable(m)
+    assert data["init_arms"]["good"]["median"]["final_val_loss"] is None  # the round trip made them null
+    assert data["init_arms"]["good"]["max"]["final_train_loss"] is None
+    sec, html, md = _render(ExperimentResult("shallow_init", result.config, data), tmp_path)
+    lines = sec.discussion
+    k = max(n - 1, 1)
+    for name in ("Slow", "Good", "Large"):
+        line = next(line for line in lines if line.startswith(name + " (sigma"))
+        assert f"{k}/{n} seeds diverged" in line and "diverged" in line.split(":", 1)[1], line
+    glorot = next(line for line in lines if line.startswith("Glorot"))
+    assert "final validation loss diverged" in glorot and "no sweep was needed" not in glorot
+    shuffled = next(line for line in lines if line.startswith("Training labels shuffled"))
+    assert "no median final loss" in shuffled and "learns nothing" not in shuffled
+    assert any("DISAGREE" in line for line in lines)
+    for doc in (html, md):
+        assert "DISAGREES with the per-model" in doc and "agrees with" not in doc
+    init_tab = sec.extra["tab"]["init_arms"]
+    assert all("diverged" in row[4] for row in init_tab.rows)  # final train loss column
+
+
+def test_partial_divergence_is_reported_next_to_the_accuracy(quick, tmp_path):
+    _, _, result, _ = quick
+    m = copy.deepcopy(result.metrics)
+    n = len(m["seeds"])
+    _diverge(m["breakers"]["shuffled"], n, keep_acc=True)
+    _diverge(m["init_arms"]["large"], n, keep_acc=True)
+    sec, _, _ = _render(ExperimentResult("shallow_init", result.config, to_jsonable(m)), tmp_path)
+    k = max(n - 1, 1)
+    shuffled = next(line for line in sec.discussion if line.startswith("Training labels shuffled"))
+    assert f"seeds that did not diverge ({k}/{n} seeds diverged)" in shuffled
+    row = next(r for r in sec.extra["tab"]["init_arms"].rows if r[0] == m["init_arms"]["large"]["label"])
+    assert row[7].endswith(f"({k}/{n} seeds diverged)")  # final val acc: a median over the survivors only
+
+
+def test_shuffled_labels_say_nothing_transfers_only_at_chance(quick):
+    cfg, _, result, _ = quick
+    m = copy.deepcopy(result.metrics)
+    c = config_to_dict(cfg)
+    band = 3 * math.sqrt(0.25 / cfg.n_val)
+
+    def line():
+        return next(x for x in discussion(m, c) if x.startswith("Training labels shuffled"))
+
+    acc = m["breakers"]["shuffled"]["median"]["final_val_acc"]
+    if abs(acc - 0.5) > band:  # the quick run: clearly above chance
+        assert "learns nothing" not in line() and f"{100 * (acc - 0.5):+.1f} points from chance" in line()
+    m["breakers"]["shuffled"]["median"]["final_val_acc"] = 0.5 + band / 2
+    assert "learns nothing that transfers to true labels" in line()
+    m["breakers"]["shuffled"]["median"]["final_val_acc"] = 0.5 + 2 * band
+    assert "learns nothing" not in line() and "part of what it fitted does transfer" in line()
+
+
+def test_conditional_clauses_follow_the_numbers(quick, tmp_path):
+    cfg, _, result, _ = quick
+    m = copy.deepcopy(result.metrics)
+    c = config_to_dict(cfg)
+    good = m["init_arms"]["good"]
+    glorot = m["init_arms"]["glorot"]
+
+    def say(prefix):
+        return next(x for x in discussion(m, c) if x.startswith(prefix))
+
+    glorot["median"]["final_val_loss"] = 1.01 * good["max"]["final_val_loss"]  # above the good sigma's worst seed
+    assert "no sweep was needed" not in say("Glorot") and "above the good sigma's worst seed" in say("Glorot")
+    glorot["median"]["final_val_loss"] = (good["min"]["final_val_loss"] + good["max"]["final_val_loss"]) / 2
+    assert "within the seed range" in say("Glorot") and "no sweep was needed" in say("Glorot")
+    # a raw-input accuracy above the reference is not "close to" it
+    ref_acc = good["median"]["final_val_acc"]
+    m["scaling"]["raw"]["median"]["final_val_acc"] = ref_acc - 0.2
+    assert "20.0 points below" in say("Unnormalised")
+    m["scaling"]["raw"]["median"]["final_val_acc"] = None
+    assert "close to" not in say("Unnormalised")
+    mean = m["data"]["mean"]
+    assert "near (10, 10)" not in say("Unnormalised") and f"{mean[0]:.3g}" in say("Unnormalised")
+    # a frozen loss below ln 2 is not labelled "(> ln 2)"
+    arm = copy.deepcopy(m["breakers"]["lr_big"])
+    arm["median"].update(init_loss=0.1, final_train_loss=0.5, early_loss=0.5, peak_loss=0.9)
+    story = loss_story(arm, LN2, cfg.steps, cfg.early_step)
+    assert "froze at 0.5" in story and "> ln 2" not in story
+    assert "> ln 2" in loss_story(m["breakers"]["lr_big"], LN2, cfg.steps, cfg.early_step)
+    # no good pick: the large sentence and the sweep note name the sweep minimum, not "the good sigma"
+    m["picks"] = {**m["picks"], "good": {**m["picks"]["good"], "sigma": None, "missing_reason": "test"}}
+    m["init_arms"] = {k: v for k, v in m["init_arms"].items() if k != "good"}
+    assert "the sweep minimum's" in say("Large") and "the good sigma's" not in say("Large")
+    built = build(ExperimentResult("shallow_init", c, m), FigureSink(tmp_path))
+    assert "the good pick's" not in built["tab"]["sweep"].note and "sweep's lowest" in built["tab"]["sweep"].note
+
+
+def test_sweep_figure_title_states_the_configured_band(quick, tmp_path):
+    cfg, _, result, _ = quick
+    titles = []
+
+    class Recording(FigureSink):
+        def add(self, name, fig, caption):
+            titles.extend(ax.get_title() for ax in fig.axes)
+            return super().add(name, fig, caption)
+
+    c = {**result.config, "init_loss_tol": 0.2}
+    build(ExperimentResult("shallow_init", c, result.metrics), Recording(tmp_path))
+    assert "loss at init (green band: recipe's +-20%)" in titles and not any("+-15" in t for t in titles)
 
 
 def test_section_builds_figures_tables_and_a_discussion_that_cites_numbers(quick, tmp_path):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -100,12 +101,12 @@ def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
     for spec in cfg.inits:
         nets = runs[spec]
         stacked = {k: [n[k] for n in nets] for k in nets[0]}
-        median_mean = torch.tensor(stacked["mean_abs"]).median(0).values.tolist()
+        median_mean = np.median(np.asarray(stacked["mean_abs"], dtype=float), 0)  # the section uses np.median too
         per_init[spec] = {
             "label": parse_init(spec).label,
             **stacked,  # per net: lists over layers (or one scalar per net)
             "predicted": predicted_stats(widths, spec, input_sq_mean),
-            "growth_per_layer": growth_factor(median_mean[0], median_mean[-1], cfg.depth),
+            "growth_per_layer": growth_factor(float(median_mean[0]), float(median_mean[-1]), cfg.depth),
         }
     metrics = {
         "layers": list(range(1, cfg.depth + 1)),

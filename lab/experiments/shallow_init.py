@@ -217,7 +217,10 @@ def pick_sigmas(sweep: list[dict], cfg: ShallowInitConfig) -> dict:
             "train_loss": med["final_train_loss"],
             "n_diverged": entry["n_diverged"],
         })
-    slow_c = [r for r in rows if r["plateau"] >= min_plateau and r["acc"] is not None and r["acc"] >= cfg.slow_min_acc]
+    # slow and good exclude any diverged seed: a diverged run has no accuracy, so the accuracy median would be
+    # over the survivors only and could read "99 %" with most seeds gone.
+    slow_c = [r for r in rows if r["plateau"] >= min_plateau and r["acc"] is not None and r["acc"] >= cfg.slow_min_acc
+              and r["n_diverged"] == 0]
     good_c = [r for r in rows if r["plateau"] < min_plateau and abs(r["init_ratio"] - 1) <= cfg.init_loss_tol
               and r["n_diverged"] == 0]
     # slow: the longest stall that still ends in a good solution; good: the lowest final validation loss.
@@ -229,7 +232,7 @@ def pick_sigmas(sweep: list[dict], cfg: ShallowInitConfig) -> dict:
                and r["n_diverged"] == 0 and r["train_loss"] < LN2]
     large = min(large_c, key=lambda r: r["sigma"]) if large_c else None  # the first sigma past the threshold
     for r in rows:
-        r["val_ratio"] = r["val_loss"] / ref if ref > 0 else math.inf
+        r["val_ratio"] = r["val_loss"] / ref if 0 < ref < math.inf else math.nan  # NaN -> null: no finite reference
     index = {r["sigma"]: i for i, r in enumerate(rows)}
 
     def pick(row, candidates, rule, missing):
@@ -248,15 +251,15 @@ def pick_sigmas(sweep: list[dict], cfg: ShallowInitConfig) -> dict:
         "min_plateau_steps": min_plateau,
         "slow": pick(slow, slow_c, (
             f"median plateau (|loss - ln 2| <= {cfg.plateau_tol:.0%} of ln 2) >= {min_plateau:g} steps and median "
-            f"final validation accuracy >= {cfg.slow_min_acc:g}; among those, the longest plateau"),
-            "no sigma stalls that long and still reaches the accuracy bar"),
+            f"final validation accuracy >= {cfg.slow_min_acc:g}, no diverged seed; among those, the longest plateau"),
+            "no sigma stalls that long and still reaches the accuracy bar without a diverged seed"),
         "good": pick(good, good_c, (
             f"no stall (median plateau < {min_plateau:g} steps), median loss at init within {cfg.init_loss_tol:.0%} "
             "of ln 2 (the recipe's check), no divergence; among those, the lowest median final validation loss"),
             "every sigma stalls, starts away from ln 2, or diverges"),
         "large": pick(large, large_c, (
             f"median loss at init > {cfg.large_init_factor:g} ln 2, median final validation loss >= "
-            f"{cfg.large_val_factor:g}x the good sigma's, no divergence and final training loss < ln 2 (it did "
+            f"{cfg.large_val_factor:g}x the good sigma's (the sweep minimum's if there is no good sigma), no divergence and final training loss < ln 2 (it did "
             "converge); among those, the smallest sigma"),
             "no sigma starts that far above ln 2 and still converges to a clearly worse solution"),
     }

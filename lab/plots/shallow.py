@@ -25,6 +25,11 @@ def _arr(values) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
+def _finite(v) -> float | None:
+    """A JSON number, or None for null / inf / NaN (diverged, never reached)."""
+    return None if v is None or not np.isfinite(v) else float(v)
+
+
 def plot_rings(points, labels, ax, *, background=None, background_labels=None, title: str = "") -> None:
     """Training points by class, optionally over a faint sample of validation points."""
     if background is not None:
@@ -118,10 +123,13 @@ def plot_sweep(sweep: list[dict], key: str, ax, *, picks: dict | None = None, gl
             ax.plot([p["sigma"]], [missing_at if np.isnan(y) and missing_at is not None else y], marker="D", ms=7,
                     color=arm_color(name), ls="none", label=f"{name}: sigma {p['sigma']:g}")
     if glorot is not None and glorot_x is not None:
-        g = glorot["median"].get(key)
-        if g is not None:
-            lo_g, hi_g = glorot["min"][key] / scale, glorot["max"][key] / scale
-            ax.errorbar([glorot_x], [g / scale], yerr=[[g / scale - lo_g], [hi_g - g / scale]], marker="*", ms=11,
+        g = _finite(glorot["median"].get(key))
+        if g is not None:  # a missing min/max (diverged seed) draws no bar on that side rather than failing
+            g /= scale
+            lo_g, hi_g = (_finite(glorot[s].get(key)) for s in ("min", "max"))
+            err = [[0.0 if lo_g is None else max(0.0, g - lo_g / scale)],
+                   [0.0 if hi_g is None else max(0.0, hi_g / scale - g)]]
+            ax.errorbar([glorot_x], [g], yerr=err, marker="*", ms=11,
                         color=arm_color("glorot"), ls="none", capsize=3, label="Glorot (at its mean weight std)")
     ax.set_xscale("log")
     ax.set_xlabel("weight std sigma")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lab.errors import LabError
 from lab.plots import save_figure
 from lab.results import ExperimentResult
 
@@ -70,15 +71,26 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         if value != value:
             return "n/a"
-        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        if value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
             return f"{value:.{max(digits - 1, 1)}e}"
-        return f"{value:.{digits}g}" if abs(value) >= 1 else f"{value:.{digits}f}".rstrip("0").rstrip(".")
+        if abs(value) >= 10 ** digits:
+            return f"{value:,.0f}"  # 1,289 rather than 1.29e+03
+        return f"{value:.{digits}g}"  # significant digits, also below 1 (0.00156, not 0.002)
     return str(value)
 
 
 def build_section(name: str, part: int, title: str, result: ExperimentResult, sink: FigureSink) -> Section:
     module = importlib.import_module(f"lab.sections.{name}")
-    built = module.build(result, sink)
+    try:
+        built = module.build(result, sink)
+    except (KeyError, TypeError, ValueError, IndexError, ZeroDivisionError) as exc:
+        # A results file this code cannot draw (older layout, unexpected nulls): one line, not a traceback.
+        raise LabError(
+            f"cannot render section '{name}' from its results ({type(exc).__name__}: {exc}); "
+            f"rerun it with: python -m lab run {name} --force"
+        ) from None
     known = {"figures", "tables", "discussion"}
     return Section(
         experiment=name,

@@ -18,11 +18,18 @@ STABLE_BAND = (0.9, 1.1)  # per-layer growth factor of mean |a| counted as "stab
 
 
 def _median(d: dict, key: str) -> np.ndarray:
-    return np.median(np.asarray(d[key], dtype=float), 0)
+    """Median over weight draws, per layer; nulls (overflowed values) become NaN."""
+    values = np.asarray([[np.nan if v is None else v for v in row] for row in d[key]], dtype=float)
+    return np.median(values, 0)
 
 
-def verdict(growth: float) -> str:
-    if not math.isfinite(growth):
+def _med(values: list) -> float:
+    """Median of one number per net; a null (an overflow to inf, saved as null) counts as inf."""
+    return float(np.median([np.inf if v is None else v for v in values]))
+
+
+def verdict(growth: float | None) -> str:
+    if growth is None or not math.isfinite(growth):
         return "degenerate"
     if growth > STABLE_BAND[1]:
         return "explodes"
@@ -67,7 +74,7 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
                      fmt(std_abs[0]), fmt(std_abs[mid]), fmt(std_abs[-1])])
         pred = d["predicted"]["factor_per_layer"][-1]
         growth_rows.append([d["label"], fmt(d["growth_per_layer"], 4), fmt(pred, 4), verdict(d["growth_per_layer"]),
-                            fmt(float(np.median(d["loss_at_init"])), 4), fmt(float(np.median(d["logit_std"])))])
+                            fmt(_med(d["loss_at_init"]), 4), fmt(_med(d["logit_std"]))])
     table = Table(
         caption=f"Mean and std of |activation| at layers 1, {mid + 1} and {len(layers)} (median over draws)",
         columns=["init", "mean L1", f"mean L{mid + 1}", f"mean L{len(layers)}", "std L1", f"std L{mid + 1}",
@@ -92,12 +99,18 @@ def discussion(m: dict) -> list[str]:
         g, pred = d["growth_per_layer"], d["predicted"]["factor_per_layer"][-1]
         mean_abs = _median(d, "mean_abs")
         v = verdict(g)
+        if v == "degenerate":
+            lines.append(f"{d['label']}: the activations overflowed or vanished to zero within {n} layers "
+                         f"(last finite mean |activation| {fmt(float(mean_abs[np.isfinite(mean_abs)][-1]) if np.isfinite(mean_abs).any() else None)}), "
+                         "so no per-layer factor can be measured.")
+            continue
         lines.append(
             f"{d['label']}: mean |activation| goes from {fmt(mean_abs[0])} at layer 1 to {fmt(mean_abs[-1])} at "
             f"layer {n}, a factor of {fmt(g, 4)} per layer, so the signal {v}. Variance propagation predicts "
             f"sqrt(n Var[W] / 2) = {fmt(pred, 4)} per layer "
-            + ("and the measurement agrees within 10 %." if abs(g / pred - 1) <= 0.1 else
-               f"; the measurement differs from it by {abs(g / pred - 1) * 100:.0f} % (one finite net, not the expectation).")
+            + ("and the measurement agrees within 10 %." if pred > 0 and abs(g / pred - 1) <= 0.1 else
+               f"; the measurement differs from it by {abs(g / pred - 1) * 100:.0f} % (the median of a few finite nets, "
+               "not the expectation)." if pred > 0 else "; with zero weights there is no signal to propagate.")
         )
     he = [d for s, d in m["inits"].items() if s.startswith("he")]
     glorot = [d for s, d in m["inits"].items() if s.startswith("glorot")]
@@ -124,7 +137,7 @@ def discussion(m: dict) -> list[str]:
             "Relative to He, the typical weight-gradient magnitude is " + ", ".join(others)
             + ": a learning rate tuned for one init is off by that factor for the other, before training even starts."
         )
-    losses = {d["label"]: float(np.median(d["loss_at_init"])) for d in m["inits"].values()}
+    losses = {d["label"]: _med(d["loss_at_init"]) for d in m["inits"].values()}
     worst = max(losses, key=losses.get)
     lines.append(
         f"Loss at init (ln 2 = {m['ln_classes']:.3f} expected): "

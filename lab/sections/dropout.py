@@ -16,6 +16,8 @@ from lab.sections import FigureSink, Table, fmt
 
 VAL_LOSS_RISE_TOL = 0.01  # a rise of the validation loss above its minimum smaller than this is "flat"
 NEAR_IMAGES = 2  # "close to weight scaling": within this many validation images
+EFFECT_IMAGES = 5  # the arms' final validation errors must differ by this many images before we call it an effect
+FAR_WORSE_RATIO = 2.0  # masked (running) training loss / eval-mode training loss above this: "far worse"
 MODE_LABEL = {"logits": "averaged logits", "probs": "averaged probabilities"}
 
 
@@ -188,7 +190,8 @@ def final_test_table(m: dict) -> Table:
     rows = [[m["arms"][arm]["label"], fmt(v["loss"], 3), _pct(v["error_pct"])] for arm, v in t["arms"].items()]
     return Table(caption=f"FINAL: MNIST test split ({t['n_test']:,} images), evaluated once per arm after training",
                  columns=["arm", "test loss", "test error"], rows=rows,
-                 note="Run with --final; every choice above was made on the validation set only.")
+                 note="Made by python -m lab run dropout --final; every choice above was made on the validation "
+                      "set only.")
 
 
 def discussion(m: dict) -> list[str]:
@@ -215,37 +218,64 @@ def discussion(m: dict) -> list[str]:
         f"{d['val_norm_mean']:.3f} and {d['val_norm_std']:.3f} (other images, same transform)."
     )
     if drop and plain:
-        lines.extend(arm_discussion(drop, plain))
+        lines.extend(arm_discussion(drop, plain, m["data"]["n_val"]))
     if m.get("mc"):
         lines.extend(mc_discussion(m["mc"]))
     return lines
 
 
-def arm_discussion(drop: dict, plain: dict) -> list[str]:
+def _loss_clause(before: float | None, after: float | None) -> str:
+    """'lowered / raised / left unchanged the validation loss ...', by the sign of the measured change."""
+    if before is None or after is None:
+        return "the validation loss is not available for both arms"
+    if after < before:
+        return f"lowered the validation loss from {before:.3f} to {after:.3f}"
+    if after > before:
+        return f"raised the validation loss from {before:.3f} to {after:.3f}"
+    return f"left the validation loss unchanged at {before:.3f}"
+
+
+def comparison(sd: dict, sp: dict, n_val: int) -> str:
+    """Dropout vs no dropout at the final epoch, with an effect claimed only beyond EFFECT_IMAGES images."""
+    dv, pv = sd["val_error_pct"], sp["val_error_pct"]
+    point = 100.0 / n_val  # one validation image, in percentage points
+    diff = pv - dv  # > 0: dropout has fewer errors
+    images = round(abs(diff) / point)
+    loss = _loss_clause(sp.get("val_loss"), sd.get("val_loss"))
+    best = f"best epochs: {_pct(sd.get('best_val_error_pct'))} with dropout vs {_pct(sp.get('best_val_error_pct'))} without"
+    if diff >= EFFECT_IMAGES * point - 1e-9:
+        loss_down = sd.get("val_loss") is not None and sp.get("val_loss") is not None and sd["val_loss"] < sp["val_loss"]
+        head = "Dropout regularizes here" if loss_down else "Dropout lowered the validation error here, but not the loss"
+        return (f"{head}: after {sd['epoch']} epochs it lowered the validation error from {pv:.2f} % (no dropout) to "
+                f"{dv:.2f} % ({diff:.2f} points = {images} of {n_val:,} images, {100 * diff / pv:.0f} % fewer errors) and "
+                f"{loss}; {best}.")
+    if -diff >= EFFECT_IMAGES * point - 1e-9:
+        return (f"Dropout did not lower the validation error in this run: it raised it from {pv:.2f} % (no dropout) to "
+                f"{dv:.2f} % after {sd['epoch']} epochs ({images} of {n_val:,} images more) and {loss}; {best}.")
+    return (f"Dropout did not lower the validation error measurably in this run: {dv:.2f} % with dropout vs {pv:.2f} % "
+            f"without after {sd['epoch']} epochs, a difference of {images} image{'s' if images != 1 else ''} "
+            f"(under {EFFECT_IMAGES} of {n_val:,}, too few to call an effect); it {loss}; {best}.")
+
+
+def arm_discussion(drop: dict, plain: dict, n_val: int) -> list[str]:
     """Regularization, overfitting, gap and training cost: dropout arm vs no-dropout arm."""
     lines: list[str] = []
     sd, sp = drop["summary"], plain["summary"]
-    for arm in (drop, plain):
-        if arm["diverged_at"] is not None:
-            lines.append(f"{arm['label']}: the training loss became NaN/Inf at epoch {arm['diverged_at']}; the arm was stopped there.")
-    dv, pv = sd["val_error_pct"], sp["val_error_pct"]
-    if dv is not None and pv is not None:
-        if dv < pv:
-            lines.append(
-                f"Dropout regularizes here: after {sd['epoch']} epochs it lowered the validation error from {pv:.2f} % "
-                f"(no dropout) to {dv:.2f} % ({pv - dv:.2f} points, {100 * (pv - dv) / pv:.0f} % fewer errors) and the "
-                f"validation loss from {sp['val_loss']:.3f} to {sd['val_loss']:.3f}; best epochs: "
-                f"{_pct(sd.get('best_val_error_pct'))} vs {_pct(sp.get('best_val_error_pct'))}."
-            )
-        else:
-            lines.append(
-                f"Dropout did not lower the validation error in this run: {dv:.2f} % with dropout vs {pv:.2f} % "
-                f"without after {sd['epoch']} epochs (best epochs {_pct(sd.get('best_val_error_pct'))} vs "
-                f"{_pct(sp.get('best_val_error_pct'))})."
-            )
+    diverged = [arm for arm in (drop, plain) if arm["diverged_at"] is not None]
+    for arm in diverged:
+        lines.append(f"{arm['label']}: the training loss became NaN/Inf at epoch {arm['diverged_at']}; the arm was stopped there.")
+    if diverged:
+        # A diverged net still has a finite error % (argmax of NaN logits), so "beating" it would mean nothing.
+        lines.append(
+            "No comparison of the arms: "
+            + " and ".join(f"the {a['label']} arm diverged at epoch {a['diverged_at']}" for a in diverged)
+            + f", so {'its' if len(diverged) == 1 else 'their'} final numbers are not those of a trained net."
+        )
+        return lines
     keys = ("train_loss", "val_loss", "train_error_pct", "val_error_pct")
     if not all(summary.get(k) is not None for summary in (sd, sp) for k in keys):
-        return lines  # a diverged arm has no final numbers to compare
+        return lines  # no final numbers to compare
+    lines.append(comparison(sd, sp, n_val))
     zero = _first_epoch(plain["train_error_pct"], lambda v: v == 0.0)
     rise = sp.get("val_loss_rise")
     if zero is not None:
@@ -275,10 +305,19 @@ def arm_discussion(drop: dict, plain: dict) -> list[str]:
     )
     run = [v for v in drop["run_loss"] if v is not None]
     if run and sd["train_loss"] and sd["train_loss"] > 0:
+        ratio = run[-1] / sd["train_loss"]
+        if ratio > FAR_WORSE_RATIO:
+            why = ("each step trains a random thinned net, which fits the data far worse than the full net it "
+                   "averages into.")
+        elif ratio > 1:
+            why = (f"each step trains a random thinned net, which fits the data worse than the full net it averages "
+                   f"into, though by less than {FAR_WORSE_RATIO:g}x here.")
+        else:
+            why = ("here the thinned nets seen while training fit the data no worse than the full net in eval mode "
+                   "(the running loss also averages over the epoch, when the net was still improving).")
         lines.append(
             f"The dropout arm's training loss as seen while training (masks on) ended at {run[-1]:.3f}, "
-            f"{run[-1] / sd['train_loss']:.1f}x its eval-mode training loss {sd['train_loss']:.3f}: each step trains a "
-            f"random thinned net, which fits the data far worse than the full net it averages into."
+            f"{ratio:.1f}x its eval-mode training loss {sd['train_loss']:.3f}: {why}"
         )
     if sd["seconds_per_epoch"] and sp["seconds_per_epoch"]:
         best, best_epoch = sp.get("best_val_error_pct"), sp.get("best_val_error_epoch")
@@ -296,6 +335,11 @@ def arm_discussion(drop: dict, plain: dict) -> list[str]:
     return lines
 
 
+def _first_seed(mc: dict, mode: str, key: str = "error_pct") -> np.ndarray:
+    """The first mask seed's curve: the only one that reaches k_max."""
+    return _seed_matrix(mc[mode][key])[0]
+
+
 def mc_discussion(mc: dict) -> list[str]:
     lines = []
     ks = mc["k_grid"]
@@ -303,40 +347,53 @@ def mc_discussion(mc: dict) -> list[str]:
     lm, ls = _mc_stats(mc, "logits")
     pm, _ = _mc_stats(mc, "probs")
     resolution = 100.0 / mc["n_images"]
+    gap1, gapk = lm[0] - base, lm[-1] - base
+    if lm[-1] < lm[0] and abs(gapk) < abs(gap1):
+        verb = (f"Averaging k passes narrows the gap to eval mode (from {gap1:+.2f} to {gapk:+.2f} points at "
+                f"k = {ks[-1]:,})")
+    elif lm[-1] < lm[0]:
+        verb = (f"Averaging k passes lowers the error past eval mode's (from {gap1:+.2f} to {gapk:+.2f} points at "
+                f"k = {ks[-1]:,}), so the gap does not shrink")
+    else:
+        verb = (f"Averaging k passes does not lower the error here (from {gap1:+.2f} to {gapk:+.2f} points against "
+                f"eval mode at k = {ks[-1]:,})")
     lines.append(
         f"A single train-mode pass (k = 1, what a forgotten model.eval() gives) errs on {lm[0]:.2f} % of the "
-        f"{mc['n_images']:,} validation images vs {base:.2f} % in eval mode. Averaging k passes closes the gap: "
+        f"{mc['n_images']:,} validation images vs {base:.2f} % in eval mode. {verb}: "
         + ", ".join(f"k = {k:,}: {lm[i]:.2f} %" for i, k in enumerate(ks) if k in (2, 10, ks[-1]) or k == SRIVASTAVA_K)
-        + " (logits averaged, mean over mask seeds)."
+        + " (logits averaged, mean over the mask seeds that reached each k)."
     )
     for mode in ("logits", "probs"):
-        meet = mc[mode]["meet_k"]
+        meet = mc[mode]["meet_k"]  # on the first mask seed's curve, the one that runs to k_max
         reach = mc.get("k_max_per_seed") or [ks[-1]] * len(mc[mode]["meet_k_per_seed"])
         per_seed = ", ".join(
             (f"{k:,}" if k is not None else "never" if top == ks[-1] else f"not by k = {top:,}")
             for k, top in zip(mc[mode]["meet_k_per_seed"], reach)
         )
-        mean, _ = _mc_stats(mc, mode)
+        first = _first_seed(mc, mode)
+        who = ("the ensemble" if len(reach) == 1 else "the first mask seed's ensemble" if len(set(reach)) == 1
+               else f"the first mask seed's ensemble (the only one run to k = {reach[0]:,})")
         if meet is None:
             lines.append(
-                f"With {MODE_LABEL[mode]} the MC ensemble never reached the eval-mode error within k = {ks[-1]:,} "
-                f"(best {mean.min():.2f} % vs {base:.2f} %; per mask seed: {per_seed}); Srivastava et al. (2014, "
+                f"With {MODE_LABEL[mode]} {who} never reached the eval-mode error within k = {ks[-1]:,} "
+                f"(best {np.nanmin(first):.2f} % vs {base:.2f} %; per mask seed: {per_seed}); Srivastava et al. (2014, "
                 f"section 7.5) found the two matching at about k = {SRIVASTAVA_K} on MNIST."
             )
         else:
             rel = ("sooner than" if meet < SRIVASTAVA_K else "at the same k as" if meet == SRIVASTAVA_K else "later than")
             lines.append(
-                f"With {MODE_LABEL[mode]} the MC ensemble first reached the eval-mode error at k = {meet:,} "
+                f"With {MODE_LABEL[mode]} {who} first reached the eval-mode error at k = {meet:,} "
                 f"(per mask seed: {per_seed}), {rel} the k ~ {SRIVASTAVA_K} Srivastava et al. (2014, section 7.5) "
-                f"found on MNIST; at k = {ks[-1]:,} it errs on {mean[-1]:.2f} % vs {base:.2f} % for weight scaling."
+                f"found on MNIST; at k = {ks[-1]:,} it errs on {first[-1]:.2f} % vs {base:.2f} % for weight scaling."
             )
-    within = [e - base <= NEAR_IMAGES * resolution + 1e-4 for e in lm]  # 1e-4: float32 rounding of whole images
+    first = _first_seed(mc, "logits")
+    within = [e - base <= NEAR_IMAGES * resolution + 1e-4 for e in first]  # 1e-4: float32 rounding of whole images
     near = next((k for i, k in enumerate(ks) if all(within[i:])), None)  # from this k on, every larger k too
     if near is not None:
         lines.append(
-            f"The strict meeting point rests on single images ({resolution:.3f} points each): the logit-averaged "
-            f"ensemble is within {NEAR_IMAGES} images ({NEAR_IMAGES * resolution:.3f} points) of weight scaling from "
-            f"k = {near:,} on."
+            f"The strict meeting point rests on single images ({resolution:.3f} points each): the first mask seed's "
+            f"logit-averaged ensemble is within {NEAR_IMAGES} images ({NEAR_IMAGES * resolution:.3f} points) of weight "
+            f"scaling from k = {near:,} on."
         )
     diff = lm[-1] - base
     images = abs(diff) / resolution
@@ -366,12 +423,7 @@ def mc_discussion(mc: dict) -> list[str]:
     )
     ln = np.nanmean(_seed_matrix(mc["logits"]["nll"]), 0)
     pn = np.nanmean(_seed_matrix(mc["probs"]["nll"]), 0)
-    lines.append(
-        f"By negative log-likelihood the averages differ more: at k = {ks[-1]:,} averaged probabilities reach "
-        f"{pn[-1]:.4f}, averaged logits {ln[-1]:.4f}, weight scaling {mc['eval_loss']:.4f}"
-        + ("; averaging probabilities gives the best-calibrated ensemble here." if pn[-1] < min(ln[-1], mc["eval_loss"])
-           else "." )
-    )
+    lines.append(nll_sentence(ks[-1], lm[-1], pm[-1], ln[-1], pn[-1], mc["eval_loss"]))
     if mc.get("pass_cost_ratio"):
         lines.append(
             f"Cost: one stochastic pass cost {mc['pass_cost_ratio']:.2f} eval passes (fresh masks for every unit), so "
@@ -381,4 +433,26 @@ def mc_discussion(mc: dict) -> list[str]:
     return lines
 
 
-__all__ = ["arm_discussion", "arm_table", "build", "data_table", "discussion", "mc_table", "final_test_table"]
+def _relative(a: float, b: float) -> float:
+    """|a - b| relative to the smaller of the two (0 when equal, inf when the smaller is 0)."""
+    low = min(a, b)
+    return 0.0 if a == b else math.inf if low <= 0 else abs(a - b) / low
+
+
+def nll_sentence(k: int, err_logits: float, err_probs: float, nll_logits: float, nll_probs: float, nll_eval: float) -> str:
+    """Logits vs probabilities by NLL, with 'more' / 'less' than by error decided by the relative differences."""
+    rel_nll, rel_err = _relative(nll_logits, nll_probs), _relative(err_logits, err_probs)
+    how = "more" if rel_nll > rel_err else "less" if rel_nll < rel_err else "as much"
+    rel = lambda r: "n/a" if math.isinf(r) else f"{100 * r:.0f} %"
+    scores = {"averaged probabilities": nll_probs, "averaged logits": nll_logits, "weight scaling": nll_eval}
+    lowest = min(scores, key=scores.get)
+    return (
+        f"By negative log-likelihood the two averages differ {how} than by error (relative difference {rel(rel_nll)} "
+        f"in NLL vs {rel(rel_err)} in error): at k = {k:,} averaged probabilities reach {nll_probs:.4f}, averaged "
+        f"logits {nll_logits:.4f}, weight scaling {nll_eval:.4f}; {lowest} {'give' if lowest.startswith('averaged') else 'gives'} "
+        f"the lowest NLL here."
+    )
+
+
+__all__ = ["arm_discussion", "arm_table", "build", "comparison", "data_table", "discussion", "mc_table",
+           "final_test_table", "nll_sentence"]

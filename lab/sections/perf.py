@@ -76,9 +76,9 @@ def discussion(rows: list[dict]) -> list[str]:
                      f"{(ratio - 1) * 100:.0f} % on top of the matmuls.")
     d, nd = _find(rows, "mnist_train_step[dropout"), _find(rows, "mnist_train_step[no_dropout")
     if d and nd:
+        roof = f"; with dropout it reaches {d['fraction']:.0%} of the matmul roofline" if d["fraction"] is not None else ""
         lines.append(f"One 784-800-800-10 AdamW step at batch {fmt(d['batch'])}: {fmt(d['median_ms'], 4)} ms with dropout, "
-                     f"{fmt(nd['median_ms'], 4)} ms without ({d['median_ms'] / nd['median_ms']:.2f}x); with dropout it "
-                     f"reaches {d['fraction']:.0%} of the matmul roofline." if d["fraction"] is not None else "")
+                     f"{fmt(nd['median_ms'], 4)} ms without ({d['median_ms'] / nd['median_ms']:.2f}x){roof}.")
     for r in rows:
         speedup = r["info"].get("speedup")
         if speedup:

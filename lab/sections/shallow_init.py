@@ -18,17 +18,81 @@ from lab.results import ExperimentResult
 from lab.sections import FigureSink, Table, fmt
 
 PICKS = ("slow", "good", "large")
+CROSSCHECK_TOL = 1e-5  # batched vs per-model training loss: float32 round-off over the run stays far below this
+CHANCE_SIGMAS = 3.0  # "at chance": accuracy within this many binomial standard errors of 0.5
+
+
+def _num(v) -> float | None:
+    """A measured value, or None where there is none: null in the JSON (diverged / never) or a non-finite float."""
+    if v is None:
+        return None
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _n_seeds(arm: dict) -> int:
+    return len(arm["seeds"]) if "seeds" in arm else len(arm["init_loss"])
+
+
+def _missing(arm: dict) -> str:
+    """What a missing median means: the seeds diverged, or (no divergence recorded) the value does not exist."""
+    return "diverged" if arm.get("n_diverged") else "n/a"
+
+
+def _div_note(arm: dict) -> str:
+    """' (k/n seeds diverged)' when some seed diverged: a median or accuracy next to it is not over all seeds alike."""
+    k = arm.get("n_diverged") or 0
+    return f" ({k}/{_n_seeds(arm)} seeds diverged)" if k else ""
+
+
+def _val(arm: dict, key: str, digits: int = 3) -> str:
+    v = _num(arm["median"].get(key))
+    return _missing(arm) if v is None else fmt(v, digits)
+
+
+def _acc(arm: dict, key: str = "final_val_acc") -> str:
+    v = _num(arm["median"].get(key))
+    return _missing(arm) if v is None else _pct(v)
+
+
+def _pct(v) -> str:
+    v = _num(v)
+    return "n/a" if v is None else f"{100 * v:.1f} %"
+
+
+def _ln2(v, ln2: float) -> str:
+    v = _num(v)
+    return "n/a" if v is None else f"{v / ln2:.3g} ln 2"
+
+
+def _g(v) -> str:
+    v = _num(v)
+    return "n/a" if v is None else f"{v:g}"
+
+
+def _sci(v: float) -> str:
+    """2 significant digits, exponent without padding: 1e-5, 1.8e-7."""
+    s = f"{v:.2g}"
+    mant, _, exp = s.partition("e")
+    return f"{mant}e{int(exp)}" if exp else s
 
 
 def spread(arm: dict, key: str, digits: int = 3, pct: bool = False) -> str:
-    """'median [min-max]' over seeds; 'diverged' when every seed diverged before the value existed."""
-    med, lo, hi = arm["median"][key], arm["min"][key], arm["max"][key]
+    """'median [min-max]' over seeds; 'diverged' when the median run diverged before the value existed.
+
+    A max that is missing (null after the JSON round trip, inf before it) is a seed that diverged. Whenever
+    some seed diverged the cell says how many, since accuracies are then medians over the survivors only.
+    """
+    med, lo, hi = (_num(arm[s][key]) for s in ("median", "min", "max"))
     if med is None:
         return "diverged" if arm["n_diverged"] else "never"
+    note = _div_note(arm) if key != "init_loss" else ""  # the loss at init exists before any divergence
     f = (lambda v: f"{100 * v:.1f} %") if pct else (lambda v: fmt(v, digits))
-    if len(arm["seeds"]) == 1 or lo is None or hi is None or lo == hi:
-        return f(med)
-    return f"{f(med)} [{f(lo)}-{f(hi)}]" if not (math.isinf(hi)) else f"{f(med)} [{f(lo)}-diverged]"
+    if _n_seeds(arm) == 1 or lo is None or lo == hi:
+        return f(med) + note
+    if hi is None:
+        return f"{f(med)} [{f(lo)}-{'diverged' if arm['n_diverged'] else 'never'}]" + note
+    return f"{f(med)} [{f(lo)}-{f(hi)}]" + note
 
 
 def _sig(sigma: float) -> str:
@@ -37,7 +101,8 @@ def _sig(sigma: float) -> str:
 
 
 def _steps(v) -> str:
-    return "never" if v is None or (isinstance(v, float) and math.isinf(v)) else f"{v:g}"
+    v = _num(v)
+    return "never" if v is None else f"{v:g}"
 
 
 def diverged_text(arm: dict) -> str:
@@ -45,30 +110,52 @@ def diverged_text(arm: dict) -> str:
     if not at:
         return ""
     where = f"step {at[0]}" if at[0] == at[-1] else f"steps {at[0]}-{at[-1]}"
-    return f"diverged (NaN/Inf) at {where} in {len(at)}/{len(arm['seeds'])} seeds"
+    return f"diverged (NaN/Inf) at {where} in {len(at)}/{_n_seeds(arm)} seeds"
 
 
 def loss_story(arm: dict, ln2: float, steps: int, early_step: int) -> str:
-    """What the training loss did, in words chosen by the arm's medians."""
+    """What the training loss did, in words chosen by the arm's medians (None = diverged / not measured)."""
     med = arm["median"]
     div = diverged_text(arm)
-    if arm["n_diverged"] == len(arm["seeds"]):
-        return div
-    init, final, peak, early = med["init_loss"], med["final_train_loss"], med["peak_loss"], med["early_loss"]
-    plateau = med["plateau_steps"]
-    if plateau >= steps:
+    n, k = _n_seeds(arm), arm["n_diverged"]
+    if k == n:
+        return div or "diverged in every seed"
+    init, final, peak, early, plateau = (_num(med.get(x)) for x in
+                                         ("init_loss", "final_train_loss", "peak_loss", "early_loss", "plateau_steps"))
+    if final is None:
+        story = ("the median run diverged too, so there is no median final loss" if k else
+                 "no final loss was recorded")
+        return f"{div}; {story}" if div else story
+    if init is None:
+        story = f"ended at {fmt(final)}"
+    elif plateau is not None and plateau >= steps:
         story = f"stayed at ln 2 ({fmt(final, 4)}) for all {steps} steps"
     elif final > init and early is not None and abs(early - final) <= 1e-3 * max(1.0, final):
-        story = f"jumped to {fmt(peak)} and froze at {fmt(final, 4)} (> ln 2) by step {early_step}"
+        above = " (> ln 2)" if final > ln2 else ""
+        rise = f"jumped to {fmt(peak)} and froze" if peak is not None else "rose and froze"
+        story = f"{rise} at {fmt(final, 4)}{above} by step {early_step}"
     elif final > init:
         story = f"rose from {fmt(init)} to {fmt(final)}"
-    elif plateau >= 0.1 * steps:
+    elif plateau is not None and plateau >= 0.1 * steps:
         story = f"sat at ln 2 for {plateau:g} steps, then fell to {fmt(final)}"
     elif final > 0.5 * ln2:
         story = f"fell only from {fmt(init)} to {fmt(final)} ({final / ln2:.2f} ln 2)"
     else:
         story = f"fell from {fmt(init)} to {fmt(final)}"
-    return f"{div}; the other seeds: {story}" if div else story
+    # With some seeds diverged the medians count them as the worst value: say so instead of "the other seeds".
+    return f"{div}; median over all {n} seeds, diverged ones counted as worst: {story}" if div else story
+
+
+def crosscheck_summary(cc: dict) -> dict:
+    """Batched trainer vs per-model path: agree only when the largest training-loss gap is within CROSSCHECK_TOL."""
+    d = _num(cc.get("max_abs_diff_train_loss"))
+    return {"agree": d is not None and d <= CROSSCHECK_TOL, "diff": "non-finite" if d is None else _sci(d),
+            "tol": _sci(CROSSCHECK_TOL)}
+
+
+def _ref_name(m: dict) -> str:
+    """Whose validation loss the large criterion and the 'x' column divide by."""
+    return "the good sigma's" if m["picks"]["good"]["sigma"] is not None else "the sweep minimum's"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -99,7 +186,7 @@ def _figures(m: dict, cfg: dict, sink: FigureSink) -> dict:
     ax.axhspan(1 - cfg["init_loss_tol"], 1 + cfg["init_loss_tol"], color="#2ca02c", alpha=0.12, lw=0)
     ax.set_yscale("log")
     ax.set_ylabel("loss at init / ln 2")
-    ax.set_title("loss at init (green band: recipe's +-15 %)")
+    ax.set_title(f"loss at init (green band: recipe's +-{cfg['init_loss_tol']:.0%})")
     ax.legend(loc="upper left", fontsize=6)
     ax = axes[0, 1]
     plot_sweep(sweep, "plateau_steps", ax, picks=picks, label="plateau at ln 2 (median, min-max band)")
@@ -167,7 +254,7 @@ def _figures(m: dict, cfg: dict, sink: FigureSink) -> dict:
     axes[0, 1].set_title("validation accuracy (median)")
     axes[0, 1].legend(loc="lower right", fontsize=7)
     figs["scaling"] = sink.add("p1_scaling", fig, (
-        f"Scaling the data instead of the weights: weights {m['base_init']} (the good pick), inputs unnormalised or "
+        f"Scaling the data instead of the weights: weights {m['base_init']} ({base_why(m)}), inputs unnormalised or "
         "normalised and multiplied by each factor. Left: training loss (log scale, dotted line at ln 2); right: "
         "validation accuracy."))
 
@@ -181,6 +268,11 @@ def _figures(m: dict, cfg: dict, sink: FigureSink) -> dict:
         f"{m['base_init']}, lr {cfg['lr']:g}, normalised inputs); log scale, dotted line at ln 2. A run whose loss "
         "became NaN/Inf stops there and is marked with an x."))
     return figs
+
+
+def base_why(m: dict) -> str:
+    """Why the scaling arms and breakers start from m['base_init'] (the experiment falls back to Glorot)."""
+    return "the good pick" if m["picks"]["good"]["sigma"] is not None else "no sigma met the good criterion"
 
 
 def reference_arm(m: dict) -> tuple[str, dict]:
@@ -204,13 +296,13 @@ def _tables(m: dict, cfg: dict) -> dict:
             rows.append([name, "none found", p["rule"], p["missing_reason"], "-"])
             continue
         if name == "slow":
-            measured = f"plateau {r['plateau']:g} steps, final validation accuracy {100 * r['acc']:.1f} %"
+            measured = f"plateau {_g(r['plateau'])} steps, final validation accuracy {_pct(r['acc'])}"
         elif name == "good":
-            measured = (f"plateau {r['plateau']:g} steps, loss at init {r['init_ratio']:.3g} ln 2, "
+            measured = (f"plateau {_g(r['plateau'])} steps, loss at init {fmt(r['init_ratio'])} ln 2, "
                         f"final validation loss {fmt(r['val_loss'])}")
         else:
             measured = (f"loss at init {fmt(r['init_ratio'])} ln 2, final validation loss {fmt(r['val_loss'])} = "
-                        f"{r['val_ratio']:.3g}x the good one's, final training loss {fmt(r['train_loss'])}")
+                        f"{fmt(r['val_ratio'])}x {_ref_name(m)}, final training loss {fmt(r['train_loss'])}")
         others = [_sig(s) for s in p["candidates"] if s != p["sigma"]]
         rows.append([name, _sig(p["sigma"]), p["rule"], measured, ", ".join(others) or "-"])
     tabs["picks"] = Table(
@@ -226,25 +318,31 @@ def _tables(m: dict, cfg: dict) -> dict:
     rows = []
     for e, crit in zip(m["sweep"], picks["criteria_table"]):
         med = e["median"]
-        rows.append([_sig(e["sigma"]), fmt(med["init_loss"] / ln2 if med["init_loss"] is not None else None),
-                     f"{med['plateau_steps']:g}", _steps(med["steps_to_reach"]), fmt(med["final_train_loss"]),
-                     fmt(med["final_val_loss"]), fmt(crit["val_ratio"]),
-                     f"{100 * med['final_val_acc']:.1f} %" if med["final_val_acc"] is not None else "n/a",
+        init = _num(med["init_loss"])
+        rows.append([_sig(e["sigma"]), fmt(init / ln2 if init is not None else None),
+                     _g(med["plateau_steps"]), _steps(med["steps_to_reach"]), _val(e, "final_train_loss"),
+                     _val(e, "final_val_loss"), fmt(crit["val_ratio"]), _acc(e) + _div_note(e),
                      f"{e['n_diverged']}/{len(m['seeds'])}",
                      picked.get(e["sigma"], "")])
+    has_good = picks["good"]["sigma"] is not None
     tabs["sweep"] = Table(
         caption="Every sweep point with the values the criteria use (medians over seeds)",
         columns=["sigma", "loss at init / ln 2", "plateau (steps)", f"steps to loss {cfg['reach_loss']:g}",
-                 "final train loss", "final val loss", "x good's val loss", "final val acc", "diverged", "pick"],
+                 "final train loss", "final val loss", "x good's val loss" if has_good else "x sweep min val loss",
+                 "final val acc", "diverged", "pick"],
         rows=rows,
-        note=f"Plateau: leading steps with |loss - ln 2| <= {cfg['plateau_tol']:.0%} of ln 2. The 'x good' column "
-             f"divides by {fmt(picks['reference_val_loss'])}, the good pick's final validation loss.",
+        note=f"Plateau: leading steps with |loss - ln 2| <= {cfg['plateau_tol']:.0%} of ln 2. The 'x' column "
+             f"divides by {fmt(picks['reference_val_loss'])}, "
+             + ("the good pick's final validation loss." if has_good else
+                "the sweep's lowest median final validation loss (no sigma met the good criterion).")
+             + " Losses count a diverged seed as the worst value; accuracies are medians over the seeds that did "
+               "not diverge, marked '(k/n seeds diverged)'.",
     )
 
     def arm_row(label: str, arm: dict, extra: list) -> list:
         med = arm["median"]
-        return [label, *extra, spread(arm, "init_loss"),
-                fmt(med["init_loss"] / ln2) if med["init_loss"] is not None else "n/a",
+        init = _num(med["init_loss"])
+        return [label, *extra, spread(arm, "init_loss"), fmt(init / ln2) if init is not None else "n/a",
                 spread(arm, "early_loss"), spread(arm, "final_train_loss"), spread(arm, "final_val_loss"),
                 spread(arm, "final_train_acc", pct=True), spread(arm, "final_val_acc", pct=True),
                 _steps(med["steps_to_reach"])]
@@ -301,139 +399,238 @@ def _base_sigma(m: dict) -> float | None:
 
 
 def discussion(m: dict, cfg: dict) -> list[str]:
-    """Sentences chosen by the measured numbers of this run."""
-    ln2, picks, steps, n = m["ln2"], m["picks"], cfg["steps"], len(m["seeds"])
+    """Sentences chosen by the measured numbers of this run (a missing median reads 'diverged' or 'n/a')."""
     arms = m["init_arms"]
-    lines = []
     slow, good, large = (arms.get(k) for k in PICKS)
-    if slow:
-        s = slow["median"]
-        lines.append(
-            f"Slow (sigma = {_sig(slow['sigma'])}): the training loss stayed within {cfg['plateau_tol']:.0%} of ln 2 for "
-            f"a median of {s['plateau_steps']:g} of {steps} steps (median over {n} seeds), yet the final validation "
-            f"accuracy is {100 * s['final_val_acc']:.1f} %: tiny weights give near-zero logits and gradients, so "
-            "learning starts late but still ends in a good solution.")
-    else:
-        best = max(picks["criteria_table"], key=lambda r: r["plateau"] if r["acc"] and r["acc"] >= cfg["slow_min_acc"] else -1)
-        lines.append(
-            f"No sigma met the slow criterion (plateau >= {picks['min_plateau_steps']:g} steps and validation accuracy "
-            f">= {cfg['slow_min_acc']:.0%}); among the sigmas reaching that accuracy the longest plateau was "
-            f"{best['plateau']:g} steps (sigma {_sig(best['sigma'])}).")
-    if good:
-        g = good["median"]
-        txt = (f"Good (sigma = {_sig(good['sigma'])}): loss at init {fmt(g['init_loss'])} ({g['init_loss'] / ln2:.3g} ln 2), "
-               f"final validation loss {fmt(g['final_val_loss'])} and accuracy {100 * g['final_val_acc']:.1f} %; "
-               f"training loss {cfg['reach_loss']:g} was reached after {_steps(g['steps_to_reach'])} steps")
-        if slow and slow["median"]["steps_to_reach"] is not None:
-            txt += f", against {_steps(slow['median']['steps_to_reach'])} for the slow sigma"
-        lines.append(txt + ".")
-    else:
-        lines.append("No sigma met the good criterion: " + picks["good"]["missing_reason"] + ".")
-    if large:
-        lg = large["median"]
-        txt = (f"Large (sigma = {_sig(large['sigma'])}): loss at init {fmt(lg['init_loss'])} = {lg['init_loss'] / ln2:.3g} ln 2 "
-               f"(confident, random logits). Training still brought the training loss to {fmt(lg['final_train_loss'])}, "
-               f"but the final validation loss {fmt(lg['final_val_loss'])} is "
-               f"{picks['large']['measured']['val_ratio']:.3g}x the good sigma's and accuracy is "
-               f"{100 * lg['final_val_acc']:.1f} %")
-        if good:
-            gap_l = lg["final_val_loss"] / lg["final_train_loss"]
-            gap_g = good["median"]["final_val_loss"] / good["median"]["final_train_loss"]
-            if gap_l > 2 * gap_g:
-                txt += (f"; its validation loss is {gap_l:.3g}x its training loss against {gap_g:.3g}x for the good "
-                        "sigma, so the large init fits the training points with a boundary that generalises worse")
-        lines.append(txt + ".")
-    else:
-        lines.append("No sigma met the large criterion: " + picks["large"]["missing_reason"] + ".")
+    lines = [_slow_line(m, cfg, slow), _good_line(m, cfg, good, slow), _large_line(m, cfg, large, good)]
     glorot = arms.get("glorot")
-    if glorot and good:
-        gv, lo, hi = glorot["median"]["final_val_loss"], good["min"]["final_val_loss"], good["max"]["final_val_loss"]
-        where = ("within the seed range of the good sigma" if lo <= gv <= hi else
-                 "below the good sigma's best seed" if gv < lo else "above the good sigma's worst seed")
-        lines.append(
-            f"Glorot (per-layer std {', '.join(fmt(s) for s in m['glorot_layer_std'])}): loss at init "
-            f"{fmt(glorot['median']['init_loss'])} ({glorot['median']['init_loss'] / ln2:.3g} ln 2), final validation loss "
-            f"{fmt(gv)}, {where} ({fmt(lo)}-{fmt(hi)}); no sweep was needed to find it.")
+    if glorot:
+        lines.append(_glorot_line(m, glorot, good))
     lines += _scaling_lines(m, cfg)
     lines += _breaker_lines(m, cfg)
-    cc = m["crosscheck"]
-    lines.append(
-        f"The batched trainer (all {m['n_members_sweep']} sweep nets as one model) and the plain per-model path "
-        f"(nn.Module + torch.optim.SGD) agree: for {cc['init']}, seed {cc['seed']}, the largest difference in training "
-        f"loss over {steps} steps is {cc['max_abs_diff_train_loss']:.2g}.")
+    lines.append(_crosscheck_line(m, cfg))
     return lines
+
+
+def _head(name: str, arm: dict) -> str:
+    """'Good (sigma = 0.3162)', with '; k/n seeds diverged' inside the brackets when any seed did."""
+    k = arm.get("n_diverged") or 0
+    return f"{name} (sigma = {_sig(arm['sigma'])}{f'; {k}/{_n_seeds(arm)} seeds diverged' if k else ''})"
+
+
+def _slow_line(m: dict, cfg: dict, slow: dict | None) -> str:
+    ln2, picks, steps, n = m["ln2"], m["picks"], cfg["steps"], len(m["seeds"])
+    bar = cfg["slow_min_acc"]
+    if not slow:
+        text = (f"No sigma met the slow criterion (plateau >= {picks['min_plateau_steps']:g} steps, validation "
+                f"accuracy >= {bar:.0%}, no diverged seed)")
+        reaching = [r for r in picks["criteria_table"]
+                    if _num(r["acc"]) is not None and r["acc"] >= bar and not r.get("n_diverged")
+                    and _num(r["plateau"]) is not None]
+        if not reaching:
+            return text + "; no sigma reached that accuracy without diverging, so there is no slow-but-good sigma here."
+        best = max(reaching, key=lambda r: (r["plateau"], -r["sigma"]))
+        return (text + f"; among the sigmas reaching that accuracy the longest plateau was {best['plateau']:g} steps "
+                f"(sigma {_sig(best['sigma'])}).")
+    s = slow["median"]
+    plateau, acc = _num(s["plateau_steps"]), _num(s["final_val_acc"])
+    text = f"{_head('Slow', slow)}: "
+    text += (f"the training loss stayed within {cfg['plateau_tol']:.0%} of ln 2 for a median of {plateau:g} of {steps} "
+             f"steps (median over {n} seeds)" if plateau is not None else "the plateau length is n/a")
+    if acc is None:
+        return text + f"; its final validation accuracy is {_missing(slow)}."
+    if acc >= bar:
+        return (text + f", yet the final validation accuracy is {_pct(acc)}: tiny weights give near-zero logits "
+                f"(loss at init {_ln2(s['init_loss'], ln2)}), so learning starts late but still ends in a good solution.")
+    return text + f", and the final validation accuracy is only {_pct(acc)}, below the {bar:.0%} bar."
+
+
+def _good_line(m: dict, cfg: dict, good: dict | None, slow: dict | None) -> str:
+    ln2, steps = m["ln2"], cfg["steps"]
+    if not good:
+        return "No sigma met the good criterion: " + m["picks"]["good"]["missing_reason"] + "."
+    g = good["median"]
+    text = (f"{_head('Good', good)}: loss at init {_val(good, 'init_loss')} ({_ln2(g['init_loss'], ln2)}), final "
+            f"validation loss {_val(good, 'final_val_loss')} and accuracy {_acc(good)}; ")
+    reach = _num(g["steps_to_reach"])
+    if reach is None:
+        text += f"the median run never reached training loss {cfg['reach_loss']:g} in {steps} steps"
+    else:
+        text += f"training loss {cfg['reach_loss']:g} was reached after {reach:g} steps"
+        if slow:
+            text += f", against {_steps(slow['median']['steps_to_reach'])} for the slow sigma"
+    return text + "."
+
+
+def _large_line(m: dict, cfg: dict, large: dict | None, good: dict | None) -> str:
+    ln2, picks = m["ln2"], m["picks"]
+    if not large:
+        return "No sigma met the large criterion: " + picks["large"]["missing_reason"] + "."
+    lg = large["median"]
+    init, train, val = (_num(lg[k]) for k in ("init_loss", "final_train_loss", "final_val_loss"))
+    ratio = _num(picks["large"]["measured"]["val_ratio"])
+    text = f"{_head('Large', large)}: loss at init {_val(large, 'init_loss')} = {_ln2(init, ln2)}"
+    if init is not None and init > cfg["large_init_factor"] * ln2:
+        text += " (confident, random logits)"
+    worse = ratio is not None and ratio >= cfg["large_val_factor"]
+    if train is None:
+        text += f". Its final training loss is {_missing(large)}"
+    elif train < ln2 and (init is None or train < init):
+        text += f". Training still brought the training loss to {fmt(train)}"
+    else:
+        text += f". Training left the training loss at {fmt(train)}"
+    ratio_txt = "n/a" if ratio is None else f"{ratio:.3g}"
+    text += (f"{', but' if worse and train is not None and train < ln2 else ';'} the final validation loss "
+             f"{_val(large, 'final_val_loss')} is {ratio_txt}x {_ref_name(m)} and accuracy is {_acc(large)}")
+    if good and train and val is not None:
+        g_train, g_val = _num(good["median"]["final_train_loss"]), _num(good["median"]["final_val_loss"])
+        if g_train and g_val is not None:
+            gap_l, gap_g = val / train, g_val / g_train
+            if gap_l > 2 * gap_g:
+                text += (f"; its validation loss is {gap_l:.3g}x its training loss against {gap_g:.3g}x for the good "
+                         "sigma, so the large init fits the training points with a boundary that generalises worse")
+    return text + "."
+
+
+def _glorot_line(m: dict, glorot: dict, good: dict | None) -> str:
+    ln2 = m["ln2"]
+    gm = glorot["median"]
+    gv = _num(gm["final_val_loss"])
+    text = (f"Glorot (per-layer std {', '.join(fmt(s) for s in m['glorot_layer_std'])}{_div_note(glorot)}): loss at "
+            f"init {_val(glorot, 'init_loss')} ({_ln2(gm['init_loss'], ln2)}), final validation loss "
+            f"{_val(glorot, 'final_val_loss')}")
+    if not good:
+        return (text + f"; no sigma met the good criterion, and the sweep's lowest median final validation loss is "
+                f"{fmt(m['picks']['reference_val_loss'])}.")
+    lo, hi = _num(good["min"]["final_val_loss"]), _num(good["max"]["final_val_loss"])
+    if gv is None or lo is None:
+        return text + "; it cannot be placed against the good sigma's seeds (a median is missing)."
+    hi_txt = fmt(hi) if hi is not None else _missing(good)
+    if gv < lo:
+        where, found = "below the good sigma's best seed", True
+    elif hi is None or gv <= hi:
+        where, found = "within the seed range of the good sigma", True
+    else:
+        where, found = "above the good sigma's worst seed", False
+    text += f", {where} ({fmt(lo)}-{hi_txt})"
+    if found:
+        return text + "; no sweep was needed to find it."
+    return text + "; here every seed of the swept good sigma did better than Glorot's median."
+
+
+def _crosscheck_line(m: dict, cfg: dict) -> str:
+    cc = m["crosscheck"]
+    s = crosscheck_summary(cc)
+    what = (f"The batched trainer (all {m['n_members_sweep']} sweep nets as one model) and the plain per-model path "
+            f"(nn.Module + torch.optim.SGD), for {cc['init']}, seed {cc['seed']} over {cfg['steps']} steps: ")
+    if s["agree"]:
+        return what + f"the training losses agree to {s['diff']} (tolerance {s['tol']})."
+    return (what + f"the training losses DISAGREE by {s['diff']} (tolerance {s['tol']}), so the batched numbers above "
+            "are not confirmed by the per-model path.")
 
 
 def _scaling_lines(m: dict, cfg: dict) -> list[str]:
     ln2, lines = m["ln2"], []
     sc = m["scaling"]
     _, ref = reference_arm(m)
-    ref_acc = ref["median"]["final_val_acc"]
+    ref_acc = _num(ref["median"]["final_val_acc"])
     base_sigma = _base_sigma(m)
     if "raw" in sc:
-        r = sc["raw"]["median"]
-        verdict = ("far below" if r["final_val_acc"] is not None and r["final_val_acc"] < ref_acc - 0.05 else
-                   "close to")
-        lines.append(
-            f"Unnormalised inputs (input std {fmt(sc['raw']['input_std'])}, centred near (10, 10)): loss at init "
-            f"{fmt(r['init_loss'])} ({r['init_loss'] / ln2:.3g} ln 2), final validation accuracy "
-            f"{_pct(r['final_val_acc'])}, {verdict} the normalised run's {_pct(ref_acc)}.")
+        raw = sc["raw"]
+        r = raw["median"]
+        acc = _num(r["final_val_acc"])
+        mean = m["data"]["mean"]
+        text = (f"Unnormalised inputs (input std {fmt(raw['input_std'])}, training mean ({fmt(mean[0])}, "
+                f"{fmt(mean[1])}){_div_note(raw)}): loss at init {_val(raw, 'init_loss')} "
+                f"({_ln2(r['init_loss'], ln2)}), "
+                f"final validation accuracy {_acc(raw)}")
+        if acc is not None and ref_acc is not None:
+            d = acc - ref_acc
+            verdict = ("close to (within 5 points of)" if abs(d) <= 0.05 else
+                       f"{100 * abs(d):.1f} points {'below' if d < 0 else 'above'}")
+            text += f", {verdict} the normalised run's {_pct(ref_acc)}"
+        else:
+            text += f"; the normalised run: {_acc(ref)}"
+        lines.append(text + ".")
     sweep = {e["sigma"]: e for e in m["sweep"]}
     for key, arm in sc.items():
         f = _factor(key)
         if f is None or f == 1.0 or base_sigma is None:
             continue
         med = arm["median"]
+        init = _num(med["init_loss"])
         equiv = base_sigma * f ** (1 / 3)
         near = min(sweep, key=lambda s: abs(math.log(s / equiv)))
-        txt = (f"Inputs x {f:g}: loss at init {fmt(med['init_loss'])} ({med['init_loss'] / ln2:.3g} ln 2), final "
-               f"validation accuracy {_pct(med['final_val_acc'])}")
+        text = (f"Inputs x {f:g}{_div_note(arm)}: loss at init {_val(arm, 'init_loss')} ({_ln2(init, ln2)}), final "
+                f"validation accuracy {_acc(arm)}")
         if abs(math.log(near / equiv)) < 0.01:
             s_med = sweep[near]["median"]
-            same = abs(s_med["init_loss"] - med["init_loss"]) <= 1e-3 * max(1.0, med["init_loss"])
-            txt += (f". At init this {'is' if same else 'should be'} the same as weights sigma = {_sig(near)} "
-                    f"(= {_sig(base_sigma)} x {f:g}^(1/3)) on normalised inputs: loss at init {fmt(s_med['init_loss'])} "
-                    f"in the sweep")
-            acc_s, acc_d = s_med["final_val_acc"], med["final_val_acc"]
+            s_init = _num(s_med["init_loss"])
+            same = init is not None and s_init is not None and abs(s_init - init) <= 1e-3 * max(1.0, init)
+            text += (f". At init this {'is' if same else 'should be'} the same as weights sigma = {_sig(near)} "
+                     f"(= {_sig(base_sigma)} x {f:g}^(1/3)) on normalised inputs: loss at init {fmt(s_init)} "
+                     f"in the sweep")
+            acc_s, acc_d = _num(s_med["final_val_acc"]), _num(med["final_val_acc"])
             if acc_s is not None and acc_d is not None:
-                txt += (f"; after training the two differ (accuracy {_pct(acc_d)} vs {_pct(acc_s)}), because the "
-                        "gradients do not scale alike" if abs(acc_s - acc_d) > 0.02 else
-                        f", and training ends alike too (accuracy {_pct(acc_d)} vs {_pct(acc_s)})")
-        lines.append(txt + ".")
+                if abs(acc_s - acc_d) > 0.02:
+                    text += f"; after training the two differ (accuracy {_pct(acc_d)} vs {_pct(acc_s)})"
+                    text += ": the equivalence holds at init only" if same else ""
+                else:
+                    text += f", and training ends alike too (accuracy {_pct(acc_d)} vs {_pct(acc_s)})"
+        lines.append(text + ".")
     return lines
 
 
-def _pct(v) -> str:
-    return "n/a" if v is None else f"{100 * v:.1f} %"
+def _shuffled_clause(med: dict, cfg: dict, acc: float, ref_acc: float | None) -> str:
+    """Shuffled labels: 'learns nothing that transfers' only when the accuracy is at chance within binomial noise."""
+    init, final = _num(med["init_loss"]), _num(med["final_train_loss"])
+    n_val = cfg["n_val"]
+    band = CHANCE_SIGMAS * math.sqrt(0.25 / n_val)  # binomial standard error of an accuracy of 0.5 on n_val points
+    fell = init is not None and final is not None and final < init
+    trains = (f"It still trains (the training loss fell from {fmt(init)} to {fmt(final)})" if fell else
+              "Its training loss did not fall")
+    chance = (f"chance (50 % +- {100 * band:.1f} points, {CHANCE_SIGMAS:g} binomial standard errors on "
+              f"{n_val:,} validation points)")
+    if abs(acc - 0.5) <= band:
+        return f". {trains}, but its validation accuracy is at {chance}: it learns nothing that transfers to true labels"
+    text = f". {trains}; its validation accuracy is {100 * (acc - 0.5):+.1f} points from {chance}"
+    if acc > 0.5:
+        text += ", so part of what it fitted does transfer to the true labels"
+        if ref_acc is not None and acc < ref_acc:
+            text += f", yet it stays {100 * (ref_acc - acc):.1f} points below the reference's {_pct(ref_acc)}"
+    return text
 
 
 def _breaker_lines(m: dict, cfg: dict) -> list[str]:
     ln2, steps, lines = m["ln2"], cfg["steps"], []
     br = m["breakers"]
     _, ref = reference_arm(m)
-    ref_acc = ref["median"]["final_val_acc"]
+    ref_acc = _num(ref["median"]["final_val_acc"])
     for key, arm in br.items():
         med = arm["median"]
         story = loss_story(arm, ln2, steps, cfg["early_step"])
-        acc = med["final_val_acc"]
+        acc, final, plateau = (_num(med.get(k)) for k in ("final_val_acc", "final_train_loss", "plateau_steps"))
+        n, k = _n_seeds(arm), arm["n_diverged"]
         line = f"{arm['label'][0].upper()}{arm['label'][1:]}: the training loss {story}"
-        line += f"; final validation accuracy {_pct(acc)} (reference {_pct(ref_acc)})" if acc is not None else ""
+        if acc is not None:
+            over = f" over the {n - k}/{n} seeds that did not diverge ({k}/{n} seeds diverged)" if k else ""
+            line += f"; final validation accuracy {_pct(acc)}{over} (reference {_pct(ref_acc)})"
         flat = med.get("flat_units")
-        if key == "zeros" and med["plateau_steps"] >= steps:
+        if key == "zeros" and plateau is not None and plateau >= steps:
             line += (". Every hidden unit computes the same 0, so all weights of a layer get the same (zero) gradient "
                      f"and never move: symmetry is never broken ({_pct(flat)} of hidden units output a constant at the end)")
         elif key == "no_bias" and acc is not None and acc < 0.6:
             line += (". Without biases the ReLU net is positively homogeneous, f(cx) = c f(x): each ray from the "
                      "origin (the normalised rings' centre) gets one class, so inner and outer ring cannot be told apart")
-        elif key == "shuffled" and acc is not None and med["final_train_loss"] < med["init_loss"]:
-            line += ". It still trains (the training loss fell) but learns nothing that transfers to true labels"
-        elif key in ("lr_big", "small_data_big_lr") and "constant_output" in arm and med["final_train_loss"] is not None:
+        elif key == "shuffled" and acc is not None:
+            line += _shuffled_clause(med, cfg, acc, ref_acc)
+        elif key in ("lr_big", "small_data_big_lr") and "constant_output" in arm and final is not None:
             const = sum(v == 1.0 for v in arm["constant_output"] if v is not None)
-            if const >= len(arm["seeds"]) / 2 and med["final_train_loss"] > ln2:
-                line += (f". After training the output is the same for every training point in {const}/{len(arm['seeds'])} "
+            if const >= n / 2 and final > ln2:
+                line += (f". After training the output is the same for every training point in {const}/{n} "
                          f"seeds ({_pct(flat)} of hidden units flat: dead ReLUs, or fed only by dead ones): the "
                          "oversized steps killed the net, and a constant output cannot get below ln 2")
-        elif key == "lr_overflow" and arm["n_diverged"]:
+        elif key == "lr_overflow" and k:
             line += ". The arm stopped at the divergence and is reported as diverged, not averaged"
         lines.append(line + ".")
     return lines
@@ -455,8 +652,9 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         "fig": figs,
         "tab": tabs,
         "picks": {k: m["picks"][k]["sigma"] for k in PICKS},
+        "crosscheck": crosscheck_summary(m["crosscheck"]),
         "sigmas": m["sigmas"],
     }
 
 
-__all__ = ["build", "diverged_text", "discussion", "loss_story", "spread"]
+__all__ = ["CROSSCHECK_TOL", "build", "crosscheck_summary", "diverged_text", "discussion", "loss_story", "spread"]
