@@ -258,15 +258,28 @@ def _figures(m: dict, cfg: dict, sink: FigureSink) -> dict:
         "normalised and multiplied by each factor. Left: training loss (log scale, dotted line at ln 2); right: "
         "validation accuracy."))
 
-    fig, ax = new_figure(width=7.5, height=4.0)
+    # One panel per breaker: several broken runs sit exactly on ln 2 and would hide each other on one axis.
     ref_key, ref = reference_arm(m)
-    plot_loss_curves(ref, ax, color="#333333", ln2=ln2, band=False, val=False, label="nothing broken (reference)")
-    plot_arms(m["breakers"], ax, ln2=ln2)
-    ax.set_title("breaking convergence, one thing at a time (x on the top edge: diverged)")
+    keys = list(m["breakers"])
+    ncols = 3
+    nrows = -(-len(keys) // ncols)
+    fig, axes = new_figure(ncols=ncols, nrows=nrows, width=3.6, height=2.7, sharey=True)
+    flat = np.asarray(axes).reshape(-1)
+    for i, (ax, key) in enumerate(zip(flat, keys)):
+        plot_loss_curves(ref, ax, color="#aaaaaa", ln2=ln2, band=False, val=False, label="nothing broken")
+        plot_loss_curves(m["breakers"][key], ax, color=arm_color(key, i), ln2=ln2, band=True, val=False)
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_xlim(left=0)
+        ax.set_title(m["breakers"][key]["label"], fontsize=8)
+        ax.set_xlabel("step (linear to 10, log beyond)", fontsize=7)
+        ax.legend(loc="lower left", fontsize=6)
+    for ax in flat[len(keys):]:
+        ax.set_visible(False)
     figs["breakers"] = sink.add("p1_breakers", fig, (
-        "Median training loss per step of each breaker against the unbroken reference (same weights "
-        f"{m['base_init']}, lr {cfg['lr']:g}, normalised inputs); log scale, dotted line at ln 2. A run whose loss "
-        "became NaN/Inf stops there and is marked with an x."))
+        "Breaking convergence, one thing at a time: median training loss per step (band: min-max over seeds) of "
+        f"each breaker against the unbroken reference in grey (same weights {m['base_init']}, lr {cfg['lr']:g}, "
+        "normalised inputs); log scale, dotted line at ln 2. A run whose loss became NaN/Inf stops there and is "
+        "marked with an x on the top edge."))
     return figs
 
 
