@@ -24,6 +24,7 @@ from lab.config import DropoutConfig
 from lab.context import RunContext
 from lab.data import MnistSplit, mnist_split
 from lab.experiments import Outcome
+from lab.experiments.deep_init import predicted_stats
 from lab.models import MLP
 from lab.recipe import check_disjoint, check_init_loss, check_normalized
 from lab.results import CheckResult
@@ -51,13 +52,9 @@ def k_grid(k_max: int) -> list[int]:
 
 
 def predicted_logit_std(widths: tuple[int, ...], sigma: float, input_sq_mean: float) -> float:
-    """Variance propagation at init (zero biases): Var[z_l] = n_in sigma^2 E[a_{l-1}^2], E[relu(z)^2] = Var[z]/2."""
-    sq = input_sq_mean
-    var_z = 0.0
-    for i, fan_in in enumerate(widths[:-1]):
-        var_z = fan_in * sigma**2 * sq
-        sq = var_z / 2.0 if i < len(widths) - 2 else sq  # the logits are not passed through a ReLU
-    return math.sqrt(var_z)
+    """Variance propagation at init (zero biases), through Part 2's predicted_stats; the logits get no ReLU."""
+    last_rms = predicted_stats(list(widths), f"normal:{sigma}", input_sq_mean)["rms"][-1]
+    return math.sqrt(widths[-2] * sigma**2 * last_rms**2)
 
 
 def make_model(cfg: DropoutConfig, p_input: float, p_hidden: float, device: torch.device) -> MLP:

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: never needs a display
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 
 from lab.results import atomic_write_bytes  # noqa: E402
 
@@ -49,6 +50,14 @@ plt.rcParams.update(
 )
 
 
+def nan_array(values) -> np.ndarray:
+    """JSON numbers (nested lists; None where a value was missing or non-finite) -> float array with NaN."""
+    def conv(v):
+        return [conv(x) for x in v] if isinstance(v, (list, tuple)) else (np.nan if v is None else v)
+
+    return np.asarray(conv(values), dtype=float)
+
+
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float = 3.4, **kwargs):
     """A figure with a grid of axes sized per panel (inches)."""
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
@@ -71,4 +80,4 @@ def save_figure(fig, path: Path) -> bytes:
     return data
 
 
-__all__ = ["COLORS", "figure_png", "new_figure", "plt", "save_figure"]
+__all__ = ["COLORS", "figure_png", "nan_array", "new_figure", "plt", "save_figure"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.ticker import MaxNLocator
 
-from lab.plots import COLORS
+from lab.plots import COLORS, nan_array
 
 ARMS = ("dropout", "no_dropout")
 SRIVASTAVA_K = 50  # Srivastava et al. 2014, JMLR, section 7.5: MC averaging matches weight scaling at k ~ 50
@@ -18,9 +18,7 @@ def _arm_items(metrics: dict):
     return [(arm, metrics["arms"][arm]) for arm in ARMS if arm in metrics["arms"]]
 
 
-def _values(seq: list) -> np.ndarray:
-    """JSON lists may hold None (a NaN/Inf that was measured): plot those as gaps."""
-    return np.asarray([np.nan if v is None else v for v in seq], dtype=float)
+_values = nan_array  # JSON lists may hold None (a NaN/Inf that was measured): plot those as gaps
 
 
 def plot_curves(metrics: dict, what: str, ax, legend: bool = True) -> None:
@@ -91,7 +89,7 @@ def plot_digits(samples: dict, axes, vlim: float | None = None):
 
 def _spread(errors: list[list[float | None]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean, min, max over the mask seeds that reached each k (None = that seed stopped at a smaller k)."""
-    e = np.asarray([[np.nan if v is None else v for v in row] for row in errors], dtype=float)  # [seed, k]
+    e = nan_array(errors)  # [seed, k]
     return np.nanmean(e, 0), np.nanmin(e, 0), np.nanmax(e, 0)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lab.plots import COLORS
+from lab.plots import COLORS, nan_array
 
 _FALLBACK = ["#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#9467bd", "#ff7f0e"]
 CLASS_COLORS = ("#1f77b4", "#d62728")  # inner ring (class 0), outer ring (class 1)
@@ -20,9 +20,7 @@ def arm_color(key: str, i: int = 0) -> str:
     return COLORS.get(key, _FALLBACK[i % len(_FALLBACK)])
 
 
-def _arr(values) -> np.ndarray:
-    """JSON list (None for missing) -> float array with NaN."""
-    return np.array([np.nan if v is None else v for v in values], dtype=float)
+_arr = nan_array  # JSON list (None for missing) -> float array with NaN
 
 
 def _finite(v) -> float | None:

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from lab.plots import new_figure
+from lab.plots import nan_array, new_figure
 from lab.plots.deep import plot_layer_stat
 from lab.results import ExperimentResult
 from lab.sections import FigureSink, Table, fmt
@@ -19,8 +19,7 @@ STABLE_BAND = (0.9, 1.1)  # per-layer growth factor of mean |a| counted as "stab
 
 def _median(d: dict, key: str) -> np.ndarray:
     """Median over weight draws, per layer; nulls (overflowed values) become NaN."""
-    values = np.asarray([[np.nan if v is None else v for v in row] for row in d[key]], dtype=float)
-    return np.median(values, 0)
+    return np.median(nan_array(d[key]), 0)
 
 
 def _med(values: list) -> float:

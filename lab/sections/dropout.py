@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from lab.plots import new_figure
+from lab.plots import nan_array, new_figure
 from lab.plots.dropout import SRIVASTAVA_K, plot_curves, plot_digits, plot_gap, plot_mc_error, plot_mc_modes
 from lab.results import ExperimentResult
 from lab.sections import FigureSink, Table, fmt
@@ -31,7 +31,7 @@ def _first_epoch(values: list, pred) -> int | None:
 
 def _seed_matrix(rows: list[list[float | None]]) -> np.ndarray:
     """[seed, k] as floats; NaN where a seed stopped at a smaller k than the grid's."""
-    return np.asarray([[np.nan if v is None else v for v in row] for row in rows], dtype=float)
+    return nan_array(rows)
 
 
 def _mc_stats(mc: dict, mode: str) -> tuple[np.ndarray, np.ndarray]:
