@@ -330,7 +330,7 @@ def arm_discussion(drop: dict, plain: dict, n_val: int) -> list[str]:
         lines.append(
             f"Cost in training: a dropout epoch took {sd['seconds_per_epoch']:.2f} s vs {sp['seconds_per_epoch']:.2f} s "
             f"without ({sd['seconds_per_epoch'] / sp['seconds_per_epoch']:.2f}x: mask sampling and the masked products), "
-            f"and in epochs: {speed} Wall times come from a 2-core CPU shared with other jobs and are noisy."
+            f"and in epochs: {speed} Wall times are single measurements on the machine of this run (see Reproducibility) and are noisy."
         )
     return lines
 
