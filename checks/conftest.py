@@ -1,6 +1,10 @@
-"""The gate as pytest: collects every CheckResult and, with --checks-json, records them for the report.
+"""The gate as pytest: collects every CheckResult and, with --checks-json, records a complete gate run.
 
     pytest checks --checks-json report/data/checks.json
+
+A record is written only when every entry of the current gate ran to a result in an uninterrupted
+session: `pytest checks -k ...`, `-x` stopping early, Ctrl-C or a crash leave the previous record as it
+was (and `lab report` refuses a record that lacks a check of the current gate).
 """
 
 from __future__ import annotations
@@ -26,21 +30,41 @@ def device(request):
 
 
 @pytest.fixture(scope="session")
+def gate_session(device):
+    """One lab.gate.Session for the whole pytest run: each experiment's data is loaded once."""
+    from lab.gate import Session
+
+    return Session(device)
+
+
+@pytest.fixture(scope="session")
 def record():
-    """Tests hand their CheckResult here so the whole checklist can be written once at the end."""
+    """Tests hand their (entry, CheckResult) here so the whole checklist can be written once at the end."""
     return _COLLECTED.append
 
 
 def pytest_sessionfinish(session, exitstatus):
     path = session.config.getoption("--checks-json")
-    if not path or not _COLLECTED:
+    if not path:
         return
-    from lab.gate import GATE
-    from lab.results import provenance, save_checks
+    from lab.gate import gate_names, write_record
 
-    # Keep the gate's order, whatever order pytest ran the tests in.
-    order = {name: i for i, name in enumerate(GATE)}
-    checks = [c for _, c in sorted(_COLLECTED, key=lambda kc: order.get(kc[0], len(order)))]
-    save_checks(checks, Path(path), **provenance(seed=0, profile="default",
-                                                 device=str(resolve_device(session.config.getoption("--lab-device"))),
-                                                 wall_time_s=time.perf_counter() - _START))
+    ran = {name for name, _ in _COLLECTED}
+    names = gate_names()
+    complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and set(names) <= ran
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if not complete:
+        msg = (f"gate record NOT written to {path}: {len(ran & set(names))} of {len(names)} checks ran "
+               f"({'interrupted' if exitstatus == pytest.ExitCode.INTERRUPTED else 'partial run'}); the previous "
+               "record, if any, is left as it was")
+        if reporter:
+            reporter.ensure_newline()
+            reporter.write_line(msg, yellow=True)
+        return
+    by_name = dict(_COLLECTED)
+    device = resolve_device(session.config.getoption("--lab-device"))
+    write_record(Path(path), names, [by_name[n] for n in names], device, time.perf_counter() - _START)
+    if reporter:
+        n_pass = sum(by_name[n].passed for n in names)
+        reporter.ensure_newline()
+        reporter.write_line(f"gate record: {n_pass} of {len(names)} checks passed -> {path}")

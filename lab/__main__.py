@@ -113,16 +113,15 @@ def cmd_run(args) -> int:
 
 
 def cmd_check(args) -> int:
-    from lab.gate import run_gate
+    from lab.gate import gate_names, run_gate, write_record
     from lab.report import checks_path
-    from lab.results import provenance, save_checks
 
     device = resolve_device(args.device)
     _check_writable(args.out)
     start = time.perf_counter()
-    checks = run_gate(device)
-    save_checks(checks, checks_path(args.out), **provenance(seed=0, profile="default", device=str(device),
-                                                            wall_time_s=time.perf_counter() - start))
+    names = gate_names()
+    checks = run_gate(device, names)  # Ctrl-C raises out of here: an interrupted gate is never recorded
+    write_record(checks_path(args.out), names, checks, device, time.perf_counter() - start)
     width = max(len(c.name) for c in checks)
     for c in checks:
         print(f"{'PASS' if c.passed else 'FAIL'}  {c.name:<{width}}  {c.measured}  (expected {c.expected})")

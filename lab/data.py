@@ -53,9 +53,13 @@ class Split:
     mean: torch.Tensor  # per-feature mean of the raw training inputs
     std: torch.Tensor  # per-feature std of the raw training inputs
     n_classes: int
+    # The same rows before standardisation (any scale), kept so the gate can recompute the statistics.
+    x_train_raw: torch.Tensor | None = None
+    x_val_raw: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> "Split":
-        move = {k: getattr(self, k).to(device) for k in ("x_train", "y_train", "x_val", "y_val", "mean", "std")}
+        keys = ("x_train", "y_train", "x_val", "y_val", "mean", "std", "x_train_raw", "x_val_raw")
+        move = {k: (None if getattr(self, k) is None else getattr(self, k).to(device)) for k in keys}
         return Split(**move, n_classes=self.n_classes)
 
 
@@ -68,11 +72,13 @@ def rings_split(n_train: int, n_val: int, seed: int, normalize: bool = True) -> 
     rng = np.random.default_rng(seed)
     x_tr, y_tr = two_rings(n_train, rng)
     x_va, y_va = two_rings(n_val, rng)
-    x_train, x_val = torch.from_numpy(x_tr), torch.from_numpy(x_va)
-    mean, std = x_train.mean(0), x_train.std(0)
+    raw_train, raw_val = torch.from_numpy(x_tr), torch.from_numpy(x_va)
+    mean, std = raw_train.mean(0), raw_train.std(0)
+    x_train, x_val = raw_train, raw_val
     if normalize:
-        x_train, x_val = standardize(x_train, mean, std), standardize(x_val, mean, std)
-    return Split(x_train, torch.from_numpy(y_tr), x_val, torch.from_numpy(y_va), mean, std, n_classes=2)
+        x_train, x_val = standardize(raw_train, mean, std), standardize(raw_val, mean, std)
+    return Split(x_train, torch.from_numpy(y_tr), x_val, torch.from_numpy(y_va), mean, std, n_classes=2,
+                 x_train_raw=raw_train, x_val_raw=raw_val)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -203,6 +209,7 @@ class MnistSplit:
     val_range: tuple[int, int]
     x_test: torch.Tensor | None = None  # MNIST's test split, only when asked for (the lab's --final)
     y_test: torch.Tensor | None = None
+    x_test_raw: torch.Tensor | None = None  # the test images before standardisation (uint8), for the gate
 
     @property
     def mean(self) -> float:
@@ -233,6 +240,7 @@ def mnist_split(
     train_range, val_range = (0, n_train), (n_train, n_train + n_val)
     x_train, x_val = x[slice(*train_range)], x[slice(*val_range)]
     mean, std = x_train.mean(), x_train.std()
+    flat = images.reshape(images.shape[0], -1)  # uint8 views: the raw rows cost no copy
     split = Split(
         standardize(x_train, mean, std),
         labels[slice(*train_range)],
@@ -241,12 +249,15 @@ def mnist_split(
         mean,
         std,
         n_classes=10,
+        x_train_raw=flat[slice(*train_range)],
+        x_val_raw=flat[slice(*val_range)],
     )
-    x_test = y_test = None
+    x_test = y_test = test_raw = None
     if with_test:
         test_images, y_test = load_mnist(train=False, root=root, checksums=checksums)
-        x_test = standardize(test_images.reshape(test_images.shape[0], -1).float() / 255.0, mean, std)
-    return MnistSplit(split, train_range, val_range, x_test, y_test)
+        test_raw = test_images.reshape(test_images.shape[0], -1)
+        x_test = standardize(test_raw.float() / 255.0, mean, std)
+    return MnistSplit(split, train_range, val_range, x_test, y_test, test_raw)
 
 
 __all__ = [

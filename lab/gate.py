@@ -1,157 +1,477 @@
-"""The gate: recipe checks applied to the lab's default configurations; the report renders only if all pass.
+"""The gate: lab.recipe's checks applied to each experiment's own code, through its gate_hooks().
 
-    results = run_gate(torch.device("cpu"))      # list[CheckResult], in GATE order
+    results = run_gate(torch.device("cpu"))          # list[CheckResult], in gate_names() order
+    names = gate_names()                             # "dropout.labels_aligned", "deep_init.init[he]", ...
 
-Each entry builds what it needs from ``make_config(...)`` defaults, so the gate checks the setup the
-experiments really use; ``checks/test_gate.py`` runs each entry as one pytest test.
+gate.py only pairs hooks with checks: every experiment module in lab/experiments/ that defines
+``gate_hooks(cfg, device) -> lab.hooks.GateHooks`` is gated, on its default configuration, by every check
+whose pieces its hooks provide. A check that raises is a failed check naming the exception and the line
+of lab/ it came from, never a traceback. ``checks/test_gate.py`` runs each entry as one pytest test.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import Callable
 
 import torch
 
+from lab import PROJECT_ROOT
 from lab.config import make_config
-from functools import lru_cache
-
-from lab.data import MnistSplit, mnist_split, rings_split
-from lab.experiments.dropout import make_model as make_dropout_model
-from lab.experiments.dropout import seeded
-from lab.models import MLP
+from lab.errors import LabError
+from lab.experiments import EXPERIMENTS, get_experiment
+from lab.hooks import GateData, GateHooks
 from lab.recipe import (
+    check_activation_record,
     check_activation_stability,
+    check_architecture,
     check_batch_independence,
-    check_disjoint,
+    check_class_balance,
+    check_disjoint_content,
+    check_dropout_rates,
+    check_dropout_scaling,
+    check_ensemble_reduces_to_eval,
     check_eval_determinism,
+    check_evaluate,
+    check_finite_inputs,
+    check_finite_training,
     check_gradients_reach_all,
     check_init_loss,
+    check_init_statistics,
+    check_labels_learnable,
+    check_layers_matter,
+    check_loss_decreases,
     check_normalized,
+    check_normalized_with_train_stats,
+    check_optimizer,
     check_overfit_batch,
+    check_params_update,
+    check_paths_agree,
+    check_step_matches_reference,
 )
-from lab.errors import LabError
-from lab.results import CheckResult
+from lab.results import CheckResult, GateRecord, provenance, save_checks
 
-GATE_INIT = "glorot"  # the default init of the shallow net for the gate: logits near 0 at init
-OVERFIT_N = 10  # examples in the "overfit one batch" check
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+WIRING_ROWS = 64  # validation rows fed to the wiring checks (architecture, layers, gradients, mixing)
+EVAL_ROWS = 1_000  # rows for the evaluate() and ensemble checks
 
 
-def _rings(device: torch.device):
-    cfg = make_config("shallow_init")
-    return cfg, rings_split(cfg.n_train, cfg.n_val, cfg.seed).to(device)
+class Session:
+    """One gate run: each experiment's hooks and data are built once and shared by its checks."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._hooks: dict[str, GateHooks] = {}
+        self._data: dict[str, GateData] = {}
+
+    def hooks(self, experiment: str) -> GateHooks:
+        if experiment not in self._hooks:
+            self._hooks[experiment] = build_hooks(experiment, self.device)
+        return self._hooks[experiment]
+
+    def data(self, experiment: str) -> GateData:
+        if experiment not in self._data:
+            self._data[experiment] = self.hooks(experiment).data()
+        return self._data[experiment]
 
 
-def _shallow(cfg, device: torch.device) -> MLP:
-    return MLP([2, *cfg.hidden, 2], init=GATE_INIT, generator=_gen(cfg.seed)).to(device)
+def build_hooks(experiment: str, device: torch.device) -> GateHooks:
+    module = get_experiment(experiment)
+    return module.gate_hooks(make_config(experiment), device)
 
 
-def _dropout_net(device: torch.device) -> tuple[MLP, torch.Tensor]:
-    """The part-3 net exactly as the experiment builds it (its make_model); random inputs (no data needed)."""
-    cfg = make_config("dropout")
-    model = make_dropout_model(cfg, cfg.p_input, cfg.p_hidden, device)
-    x = torch.randn(64, 784, generator=_gen(cfg.seed)).to(device)
-    return model, x
+@dataclass(frozen=True)
+class GateCheck:
+    """One kind of check: when it applies to an experiment's hooks, and how to run it there."""
+
+    key: str
+    applies: Callable[[GateHooks], bool]
+    run: Callable[[Session, GateHooks, str], CheckResult]  # (session, hooks, variant) -> result
+    variants: Callable[[GateHooks], list[str]] = lambda h: [""]
 
 
-@lru_cache(maxsize=1)
-def _mnist() -> MnistSplit:
-    """The part-3 split of the default config, loaded once per gate run (from MNIST_MIRROR when set)."""
-    cfg = make_config("dropout")
-    return mnist_split(cfg.n_train, cfg.n_val)
+def _name(h: GateHooks, text: str) -> str:
+    return f"{h.label}: {text}"
 
 
-def gate_mnist_normalized(device: torch.device) -> CheckResult:
-    return check_normalized(_mnist().split.x_train, per_feature=False,
-                            name="MNIST training inputs normalised (mean 0, std 1 over all pixels)")
+def _wiring_x(s: Session, h: GateHooks) -> torch.Tensor:
+    return s.data(h.experiment).x_val[:WIRING_ROWS]
 
 
-def gate_mnist_disjoint(device: torch.device) -> CheckResult:
-    data = _mnist()
-    return check_disjoint(torch.arange(*data.train_range), torch.arange(*data.val_range),
-                          name="MNIST train/validation indices disjoint")
+def _rows(x: torch.Tensor, n: int | None) -> torch.Tensor:
+    return x if n is None else x[:n]
 
 
-def gate_mnist_overfit(device: torch.device) -> CheckResult:
-    """The part-3 net with its N(0, 0.1) init must memorise 10 real images (loss near 0)."""
-    cfg = make_config("dropout")
-    s = _mnist().split
-    model = make_dropout_model(cfg, cfg.p_input, cfg.p_hidden, device)
-    return check_overfit_batch(model, s.x_train[:OVERFIT_N].to(device), s.y_train[:OVERFIT_N].to(device),
-                               steps=200, lr=1e-3, name=f"overfit one batch ({OVERFIT_N} MNIST images, 784-800-800-10)")
+def _fresh(h: GateHooks, dropout: bool = True):
+    """A fresh model and (if the experiment has one) its optimiser, as the experiment builds them."""
+    model = h.build_model(dropout=dropout)
+    return model, (h.make_optimizer(model) if h.make_optimizer else None)
 
 
-def gate_rings_normalized(device: torch.device) -> CheckResult:
-    _, split = _rings(device)
-    return check_normalized(split.x_train, name="two-rings inputs normalised (train mean 0, std 1)")
+def _twins(h: GateHooks):
+    """Two identical fresh nets without dropout, each with its own optimiser (the reference step's pair)."""
+    a = h.build_model(dropout=False)
+    b = copy.deepcopy(a)
+    return a, h.make_optimizer(a), b, h.make_optimizer(b)
 
 
-def gate_shallow_init_loss(device: torch.device) -> CheckResult:
-    cfg, split = _rings(device)
-    return check_init_loss(_shallow(cfg, device), split.x_val, split.y_val,
-                           name=f"loss at init ~ ln 2 (2-6-3-2, {GATE_INIT})")
+# --- data --------------------------------------------------------------------------------------------------
+
+def _data_finite(s, h, _):
+    d = s.data(h.experiment)
+    return check_finite_inputs({"train": d.x_train, "validation": d.x_val, "test": d.x_test},
+                               name=_name(h, "inputs finite (train, validation, test)"))
 
 
-def gate_shallow_overfit(device: torch.device) -> CheckResult:
-    cfg, split = _rings(device)
-    return check_overfit_batch(_shallow(cfg, device), split.x_train[:OVERFIT_N], split.y_train[:OVERFIT_N],
-                               name=f"overfit one batch ({OVERFIT_N} two-rings points)")
+def _data_disjoint(s, h, _):
+    d = s.data(h.experiment)
+    return check_disjoint_content(d.x_train, d.x_val, name=_name(h, "train/validation disjoint by content (row hashes)"))
 
 
-def gate_shallow_gradients(device: torch.device) -> CheckResult:
-    cfg, split = _rings(device)
-    return check_gradients_reach_all(_shallow(cfg, device), split.x_train, split.y_train,
-                                     name="every parameter gets a gradient (2-6-3-2)")
+def _data_normalized(s, h, _):
+    d = s.data(h.experiment)
+    how = "per feature" if d.per_feature else "over all pixels"
+    return check_normalized(d.x_train, per_feature=d.per_feature,
+                            name=_name(h, f"training inputs normalised (mean 0, std 1 {how})"))
 
 
-def gate_dropout_eval_determinism(device: torch.device) -> CheckResult:
-    model, x = _dropout_net(device)
-    with seeded(0, device):  # the train-mode passes draw masks: seeded, so the recorded detail repeats
-        return check_eval_determinism(model, x, expect_train_stochastic=True,
-                                      name="eval-mode determinism (784-800-800-10 with dropout)")
+def _data_same_transform(s, h, _):
+    d = s.data(h.experiment)
+    parts = {"train": (d.x_train, d.raw_train), "validation": (d.x_val, d.raw_val), "test": (d.x_test, d.raw_test)}
+    return check_normalized_with_train_stats(
+        d.raw_train, {k: v for k, v in parts.items() if v[0] is not None and v[1] is not None},
+        per_feature=d.per_feature, name=_name(h, "every split normalised with the raw training statistics"))
 
 
-def gate_dropout_batch_independence(device: torch.device) -> CheckResult:
-    model, x = _dropout_net(device)
-    with seeded(0, device):
-        return check_batch_independence(model, x, index=3, name="no mixing across the batch (784-800-800-10)")
+def _data_classes(s, h, _):
+    d = s.data(h.experiment)
+    return check_class_balance(d.y_train, d.y_val, d.n_classes,
+                               name=_name(h, "every class present in train and validation, plausible frequencies"))
 
 
-def gate_deep_he_stability(device: torch.device) -> CheckResult:
-    cfg = make_config("deep_init")
-    split = rings_split(cfg.n_train, cfg.n_samples, cfg.seed).to(device)
-    model = MLP([2] + [cfg.width] * cfg.depth + [2], init="he", generator=_gen(cfg.seed)).to(device)
-    return check_activation_stability(model, split.x_val,
-                                      name=f"stable activations under He init ({cfg.depth}x{cfg.width})")
+# --- labels ------------------------------------------------------------------------------------------------
+
+def _labels(s, h, _):
+    d = s.data(h.experiment)
+    n_tr, n_va = h.fit_rows or (None, None)
+    return check_labels_learnable(h.short_fit, _rows(d.x_train, n_tr), _rows(d.y_train, n_tr), _rows(d.x_val, n_va),
+                                  _rows(d.y_val, n_va),
+                                  name=_name(h, "labels aligned: short training beats the input-free baseline"))
 
 
-GATE: dict[str, Callable[[torch.device], CheckResult]] = {
-    "rings_normalized": gate_rings_normalized,
-    "shallow_init_loss": gate_shallow_init_loss,
-    "shallow_overfit": gate_shallow_overfit,
-    "shallow_gradients": gate_shallow_gradients,
-    "dropout_eval_determinism": gate_dropout_eval_determinism,
-    "dropout_batch_independence": gate_dropout_batch_independence,
-    "deep_he_stability": gate_deep_he_stability,
-    "mnist_normalized": gate_mnist_normalized,
-    "mnist_disjoint": gate_mnist_disjoint,
-    "mnist_overfit": gate_mnist_overfit,
-}
+# --- wiring ------------------------------------------------------------------------------------------------
+
+def _architecture(s, h, _):
+    return check_architecture(h.build_model(), h.widths, _wiring_x(s, h), bias=h.bias,
+                              name=_name(h, f"architecture {'-'.join(map(str, h.widths))} with ReLU, as configured"
+                                         if len(h.widths) <= 6 else
+                                         f"architecture {h.widths[0]}-{len(h.widths) - 2}x{h.widths[1]}-{h.widths[-1]}"
+                                         " with ReLU, as configured"))
 
 
-def run_check(name: str, device: torch.device) -> CheckResult:
-    """One gate entry; missing or damaged data make it a failed check with the fix, not a traceback."""
+def _layers_matter(s, h, _):
+    return check_layers_matter(h.build_model(), _wiring_x(s, h), name=_name(h, "every layer influences the output"))
+
+
+def _gradients(s, h, _):
+    d = s.data(h.experiment)
+    return check_gradients_reach_all(h.build_model(), d.x_val[:WIRING_ROWS], d.y_val[:WIRING_ROWS],
+                                     name=_name(h, "every parameter gets a non-zero gradient"))
+
+
+def _batch_independence(s, h, _):
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)  # train-mode masks: seeded, so the recorded detail repeats
+        return check_batch_independence(h.build_model(), _wiring_x(s, h), index=3,
+                                        name=_name(h, "no mixing across the batch"))
+
+
+def _cuda(s: Session) -> list[int]:
+    return [s.device.index or 0] if s.device.type == "cuda" else []
+
+
+def _eval_determinism(s, h, _):
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)
+        return check_eval_determinism(h.build_model(), _wiring_x(s, h), expect_train_stochastic=True,
+                                      name=_name(h, "eval-mode determinism (and train-mode passes differ)"))
+
+
+def _dropout_pass(s, h):
+    """The experiment's own training loop over two minibatches: the pass the dropout checks tap."""
+    d = s.data(h.experiment)
+    rows = 2 * (h.batch_size or d.x_train.shape[0])
+    x, y = d.x_train[:rows], d.y_train[:rows]
+
+    def run(model):
+        optimizer = h.make_optimizer(model)
+        with torch.random.fork_rng(devices=_cuda(s)):
+            torch.manual_seed(0)
+            h.train_epoch(model, optimizer, x, y)
+    return run
+
+
+def _dropout_rates(s, h, _):
+    return check_dropout_rates(h.build_model(), _dropout_pass(s, h), h.p_input, h.p_hidden,
+                               name=_name(h, f"dropout active in the training loop (input {h.p_input:g}, hidden "
+                                             f"{h.p_hidden:g})"))
+
+
+def _dropout_scaling(s, h, _):
+    return check_dropout_scaling(h.build_model(), _dropout_pass(s, h), h.p_input, h.p_hidden,
+                                 name=_name(h, "inverted dropout: kept units x 1/(1-p), train mean = eval mean"))
+
+
+def _evaluate(s, h, _):
+    d = s.data(h.experiment)
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)
+        return check_evaluate(h.evaluate, h.build_model(), d.x_val[:EVAL_ROWS], d.y_val[:EVAL_ROWS],
+                              name=_name(h, "evaluate() deterministic, restores the mode, exact loss and error"))
+
+
+def _ensemble(s, h, _):
+    d = s.data(h.experiment)
+    return check_ensemble_reduces_to_eval(h.ensemble, h.build_model(dropout=False), d.x_val[:EVAL_ROWS],
+                                          name=_name(h, "Monte-Carlo ensemble code = eval prediction at p = 0"))
+
+
+# --- optimisation ------------------------------------------------------------------------------------------
+
+def _optimizer(s, h, _):
+    model, opt = _fresh(h)
+    return check_optimizer(opt, model, h.optimizer_expected, name=_name(h, "optimiser as configured, over every parameter"))
+
+
+def _progress_data(s, h):
+    d = s.data(h.experiment)
+    return _rows(d.x_train, h.progress_rows), _rows(d.y_train, h.progress_rows)
+
+
+def _loss_decreases(s, h, _):
+    x, y = _progress_data(s, h)
+    model, opt = _fresh(h)
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)
+        return check_loss_decreases(model, opt, h.train_epoch, x, y, h.progress_epochs,
+                                    name=_name(h, f"loss decreases over the first {h.progress_epochs} training passes"))
+
+
+def _finite_training(s, h, _):
+    x, y = _progress_data(s, h)
+    model, opt = _fresh(h)
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)
+        return check_finite_training(model, opt, h.train_epoch, x, y, h.progress_epochs,
+                                     name=_name(h, "no NaN/Inf in loss or weights after a few training passes"))
+
+
+def _params_update(s, h, _):
+    d = s.data(h.experiment)
+    rows = h.batch_size or d.x_train.shape[0]
+    model, opt = _fresh(h)
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)
+        return check_params_update(model, opt, h.train_epoch, d.x_train[:rows], d.y_train[:rows],
+                                   name=_name(h, "one training step moves every parameter tensor"))
+
+
+def _step_reference(s, h, _):
+    d = s.data(h.experiment)
+    # A minibatch loop shuffles rows, so a multi-row batch would differ from the reference by summation
+    # order, which Adam's normalisation can blow up to a visible difference: one row, where order is moot.
+    rows = 1 if h.batch_size else d.x_train.shape[0]
+    a, opt_a, b, opt_b = _twins(h)
+    return check_step_matches_reference(a, opt_a, b, opt_b, h.train_epoch, d.x_train[:rows], d.y_train[:rows],
+                                        name=_name(h, "training step = zero_grad, cross-entropy, backward, step"))
+
+
+def _overfit(s, h, _):
+    d = s.data(h.experiment)
+    n = h.overfit["n"]
+    model = h.build_model(dropout=False)
+    return check_overfit_batch(model, d.x_train[:n], d.y_train[:n], steps=h.overfit["steps"], lr=h.overfit["lr"],
+                               step=h.train_epoch, name=_name(h, f"overfit one batch of {n} training examples"))
+
+
+# --- init ----------------------------------------------------------------------------------------------------
+
+def _init_loss(s, h, _):
+    d = s.data(h.experiment)
+    return check_init_loss(h.build_model(), d.x_val, d.y_val, n_classes=d.n_classes,
+                           name=_name(h, f"loss at init ~ ln {d.n_classes}"))
+
+
+def _init(s, h, key):
+    case = h.inits[key]
+    return check_init_statistics(case.build, case.spec,
+                                 name=_name(h, f"init {key} as configured ({case.path}): weight std, zero biases"))
+
+
+def _stability(s, h, key):
+    d = s.data(h.experiment)
+    return check_activation_stability(h.inits[key].build(0), d.x_val, stats_fn=h.activation_stats,
+                                      name=_name(h, f"stable activations under {key} init over the whole depth"))
+
+
+def _activation_record(s, h, _):
+    d = s.data(h.experiment)
+    return check_activation_record(h.activation_stats, h.build_model(), d.x_val[:EVAL_ROWS],
+                                   name=_name(h, "activation statistics recorded as forward hooks see them"))
+
+
+def _path(s, h, key):
+    pair = h.paths[key]
+    return check_paths_agree(lambda: pair.run(s.data(h.experiment)), pair.tol, pair.what, pair.fix,
+                             name=_name(h, f"optimised path agrees with its reference: {key}"))
+
+
+def _has_dropout(h: GateHooks) -> bool:
+    return h.p_input > 0 or h.p_hidden > 0
+
+
+def _trains(h: GateHooks) -> bool:
+    return h.train_epoch is not None and h.make_optimizer is not None
+
+
+CHECKS: list[GateCheck] = [
+    GateCheck("data_finite", lambda h: True, _data_finite),
+    GateCheck("data_disjoint", lambda h: True, _data_disjoint),
+    GateCheck("data_normalized", lambda h: True, _data_normalized),
+    GateCheck("data_same_transform", lambda h: True, _data_same_transform),
+    GateCheck("data_classes", lambda h: True, _data_classes),
+    GateCheck("labels_aligned", lambda h: h.short_fit is not None, _labels),
+    GateCheck("architecture", lambda h: True, _architecture),
+    GateCheck("layers_matter", lambda h: True, _layers_matter),
+    GateCheck("gradients", lambda h: True, _gradients),
+    GateCheck("batch_independence", lambda h: True, _batch_independence),
+    GateCheck("init_loss", lambda h: h.calibrated_init, _init_loss),
+    GateCheck("init", lambda h: bool(h.inits), _init, lambda h: list(h.inits)),
+    GateCheck("stability", lambda h: bool(h.stable_inits) and h.activation_stats is not None, _stability,
+              lambda h: list(h.stable_inits)),
+    GateCheck("activation_record", lambda h: h.activation_stats is not None, _activation_record),
+    GateCheck("optimizer", lambda h: h.make_optimizer is not None and h.optimizer_expected is not None, _optimizer),
+    GateCheck("loss_decreases", _trains, _loss_decreases),
+    GateCheck("params_update", _trains, _params_update),
+    GateCheck("finite_training", _trains, _finite_training),
+    GateCheck("step_reference", _trains, _step_reference),
+    GateCheck("overfit", lambda h: h.overfit is not None and h.train_epoch is not None, _overfit),
+    GateCheck("eval_determinism", _has_dropout, _eval_determinism),
+    GateCheck("dropout_rates", lambda h: _has_dropout(h) and _trains(h), _dropout_rates),
+    GateCheck("dropout_scaling", lambda h: _has_dropout(h) and _trains(h), _dropout_scaling),
+    GateCheck("evaluate", lambda h: h.evaluate is not None, _evaluate),
+    GateCheck("ensemble_p0", lambda h: h.ensemble is not None, _ensemble),
+    GateCheck("path", lambda h: bool(h.paths), _path, lambda h: list(h.paths)),
+]
+_BY_KEY = {c.key: c for c in CHECKS}
+
+
+def _entry(experiment: str, key: str, variant: str) -> str:
+    return f"{experiment}.{key}[{variant}]" if variant else f"{experiment}.{key}"
+
+
+def _parse(name: str) -> tuple[str, str, str]:
+    experiment, _, rest = name.partition(".")
+    key, _, variant = rest.partition("[")
+    return experiment, key, variant.rstrip("]")
+
+
+@lru_cache(maxsize=None)
+def _names_for(experiment: str) -> tuple[str, ...]:
     try:
-        return GATE[name](device)
+        hooks = build_hooks(experiment, torch.device("cpu"))  # closures only: no data is loaded here
+    except Exception:  # noqa: BLE001 - a broken experiment module still gets one (failing) gate entry
+        return (f"{experiment}.hooks",)
+    return tuple(_entry(experiment, c.key, v) for c in CHECKS if c.applies(hooks) for v in c.variants(hooks))
+
+
+def gated_experiments() -> list[str]:
+    """Experiments that provide gate hooks, in report order."""
+    return [name for name in EXPERIMENTS if hasattr(get_experiment(name), "gate_hooks")]
+
+
+def gate_names() -> list[str]:
+    """Every entry of the gate, in order: experiments in report order, checks in CHECKS order."""
+    return [n for exp in gated_experiments() for n in _names_for(exp)]
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of the lab's own code in a traceback: 'lab/models.py:57 in forward'."""
+    lab_dir = str(PROJECT_ROOT / "lab")
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith(lab_dir)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    rel = f.filename[len(str(PROJECT_ROOT)) + 1 :]
+    return f" at {rel}:{f.lineno} in {f.name}"
+
+
+def run_check(name: str, device: torch.device, session: Session | None = None) -> CheckResult:
+    """One gate entry. Missing data, a broken hook or any exception become a failed check with the reason."""
+    session = session or Session(device)
+    experiment, key, variant = _parse(name)
+    try:
+        if key == "hooks" or key not in _BY_KEY:
+            session.hooks(experiment)  # raises the construction error, if that is what failed
+            raise LabError(f"unknown gate entry {name}")
+        hooks = session.hooks(experiment)
+        result = _BY_KEY[key].run(session, hooks, variant)
     except LabError as exc:
-        return CheckResult(name, False, "could not run", "runs", str(exc))
+        return CheckResult(f"{experiment}: {key}", False, "could not run", "runs", str(exc))
+    except Exception as exc:  # noqa: BLE001 - a bug in the experiment is a failed check, not a crash of the gate
+        msg = (str(exc).strip().splitlines() or [""])[0][:300]
+        return CheckResult(f"{experiment}: {key}{f' [{variant}]' if variant else ''}", False,
+                           f"raised {type(exc).__name__}", "runs",
+                           f"the experiment's own code raised {type(exc).__name__}: {msg}{_where(exc)}")
+    return result
 
 
 def run_gate(device: torch.device, names: list[str] | None = None) -> list[CheckResult]:
-    return [run_check(name, device) for name in (names or list(GATE))]
+    """Every gate entry (or the named ones), sharing one session: each experiment's data load once."""
+    session = Session(device)
+    return [run_check(name, device, session) for name in (names or gate_names())]
 
 
-__all__ = ["GATE", "run_check", "run_gate"]
+def gate_code_version() -> str:
+    """Hash of the code a gate record vouches for: the compute-side sources (runner.code_version) and the
+    gate's own pairing of hooks and checks."""
+    from lab.runner import code_version
+
+    h = hashlib.sha256(code_version().encode())
+    h.update((PROJECT_ROOT / "lab" / "gate.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def write_record(path: Path, entries: list[str], results: list[CheckResult], device: torch.device,
+                 wall_time_s: float) -> None:
+    """Save a gate record. Only for a complete run: every entry of the current gate, none left out."""
+    missing = [n for n in gate_names() if n not in entries]
+    if missing or len(entries) != len(results):
+        raise LabError(f"refusing to record an incomplete gate ({len(entries)} of {len(gate_names())} checks ran)")
+    save_checks(results, Path(path), entries=entries,
+                **provenance(seed=0, profile="default", device=str(device), wall_time_s=wall_time_s,
+                             gate_code=gate_code_version(), n_checks=len(entries)))
+
+
+def verify_record(record: GateRecord, path: Path) -> None:
+    """Refuse (LabError) a record that is not a complete, passing gate of the current code."""
+    current = gate_names()
+    missing = [n for n in current if n not in set(record.entries)]
+    if missing:
+        raise LabError(f"{path} holds {len(current) - len(missing)} of the {len(current)} checks of the current gate "
+                       f"(missing {missing[0]}{' ...' if len(missing) > 1 else ''}): an interrupted or partial gate "
+                       "run is no gate; rerun it (make check)")
+    if record.provenance.get("gate_code") != gate_code_version():
+        raise LabError(f"{path} was recorded for other code than this checkout (lab/ changed since the gate ran); "
+                       "rerun the gate (make check)")
+    failed = [c for c in record.checks if not c.passed]
+    if failed:
+        raise LabError(f"gate failed, no report rendered: {failed[0].name}: {failed[0].detail}")
+
+
+__all__ = ["CHECKS", "Session", "gate_code_version", "gate_names", "gated_experiments", "run_check", "run_gate",
+           "verify_record", "write_record"]

@@ -9,8 +9,11 @@ tests/test_recipe.py feeds it that bug.
 
 from __future__ import annotations
 
+import hashlib
 import math
+from typing import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,11 +65,14 @@ def check_overfit_batch(
     max_loss: float = OVERFIT_MAX_LOSS,
     name: str = "overfit one batch",
     scope: str = "gate",
+    step: Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor], object] = train_step,
 ) -> CheckResult:
     """A few examples must be driven to ~0 loss and 100 % accuracy; a net that cannot learn fails.
 
-    Trains in eval mode (no dropout), as the recipe says: regularisation off while proving capacity.
-    The model is trained in place: pass a fresh copy.
+    Regularisation off while proving capacity, as the recipe says: pass a net without dropout (the model is
+    put in eval mode; a ``step`` from an experiment may switch it to train mode, which is then the same net).
+    ``step(model, optimizer, x, y)``: the experiment's own training pass over (x, y). The model is trained
+    in place: pass a fresh copy.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     expected = f"loss <= {max_loss:g}, acc = 100 % within {steps} steps"
@@ -76,9 +82,10 @@ def check_overfit_batch(
     model.eval()
     try:
         for _ in range(steps):
-            train_step(model, optimizer, x, y)
+            step(model, optimizer, x, y)
     except RuntimeError as exc:  # e.g. a detached graph: "element 0 of tensors does not require grad"
         return CheckResult(name, False, "backward failed", expected, f"cannot backpropagate: {exc}".splitlines()[0], scope)
+    model.eval()
     with torch.no_grad():
         logits = model(x)
         final = float(F.cross_entropy(logits, y))
@@ -125,9 +132,16 @@ def check_activation_stability(
     max_ratio: float = ACTIVATION_MAX_RATIO,
     name: str = "stable deep activations",
     scope: str = "gate",
+    stats_fn: Callable[[nn.Module, torch.Tensor], dict] = activation_stats,
 ) -> CheckResult:
-    """Per-layer std of |activation| must stay within max_ratio across the whole depth."""
-    stds = activation_stats(model, x)["std_abs"]
+    """Per-layer std of |activation| must stay within max_ratio across the whole depth.
+
+    ``stats_fn``: the recorder whose numbers the report shows (an experiment passes its own).
+    """
+    stds = [float(s) for s in stats_fn(model, x)["std_abs"]]
+    if not stds:
+        return CheckResult(name, False, "no layers recorded", f"<= {max_ratio:g}",
+                           "the activation recorder returned no hidden layers (record= not filled?)", scope)
     lo, hi = min(stds), max(stds)
     ratio = hi / lo if lo > 0 else float("inf")
     passed = math.isfinite(ratio) and ratio <= max_ratio
@@ -207,16 +221,691 @@ def check_disjoint(
     return CheckResult(name, shared == 0, f"{shared} shared", "0 shared", detail, scope)
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Checks on an experiment's own pieces (lab.gate feeds them through lab.hooks.GateHooks). Each takes plain
+# modules, tensors and callables, so it gates any MLP-like setup, not only this lab's.
+
+NORM_ATOL = 1e-4  # |x - (raw - mean) / std| allowed for float32 round-off of standardised inputs
+CLASS_FREQ_BAND = (0.4, 2.5)  # each class's frequency within [0.4, 2.5] x 1/C: present and plausible
+LABEL_MARGIN = 0.25  # short training must beat the input-free baseline by 25 accuracy points
+INIT_SIGMAS = 6.0  # sampling tolerance of measured init statistics, in standard errors
+DROP_SIGMAS = 6.0  # tolerance of a measured dropout rate, in binomial standard errors (+ DROP_ATOL)
+DROP_ATOL = 0.005
+SCALE_RTOL = 1e-3  # kept units must be scaled by exactly 1 / (1 - p), up to float32 round-off
+MEAN_RTOL = 0.03  # train-mode mean |input| over a batch vs eval mode (inverted dropout keeps it)
+PATH_NAME = "optimised path agrees with its reference"
+
+
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
+    """The model's nn.Linear layers in registration order (the order an MLP applies them)."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+class Tap:
+    """Forward hooks recording what entered the model, what entered and left each nn.Linear, per call.
+
+        with Tap(model) as tap: model(x)
+        tap.model_in[0], tap.ins[layer][0], tap.outs[layer][0]
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.linears = linear_layers(model)
+        self.model_in: list[torch.Tensor] = []
+        self.ins: list[list[torch.Tensor]] = [[] for _ in self.linears]
+        self.outs: list[list[torch.Tensor]] = [[] for _ in self.linears]
+        self._handles: list = []
+
+    def __enter__(self) -> "Tap":
+        grab = lambda t: t.detach().clone()  # noqa: E731 - clone: in-place dropout must not rewrite what we saw
+        self._handles.append(self.model.register_forward_pre_hook(lambda m, args: self.model_in.append(grab(args[0]))))
+        for i, layer in enumerate(self.linears):
+            self._handles.append(layer.register_forward_pre_hook(lambda m, args, i=i: self.ins[i].append(grab(args[0]))))
+            self._handles.append(layer.register_forward_hook(lambda m, args, out, i=i: self.outs[i].append(grab(out))))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for h in self._handles:
+            h.remove()
+
+
+def _mode(model: nn.Module) -> str:
+    return "train" if model.training else "eval"
+
+
+def _cell(x: float) -> str:
+    return f"{x:.3g}"
+
+
+# --- data --------------------------------------------------------------------------------------------------
+
+def check_finite_inputs(tensors: dict[str, torch.Tensor | None], name: str = "inputs finite",
+                        scope: str = "gate") -> CheckResult:
+    """No NaN or Inf anywhere in the inputs a net will see (a 0/0 in a normalisation, a bad parse)."""
+    bad = {k: int((~torch.isfinite(t)).sum()) for k, t in tensors.items() if t is not None and t.is_floating_point()}
+    total = sum(t.numel() for t in tensors.values() if t is not None)
+    worst = {k: v for k, v in bad.items() if v}
+    detail = (f"{total:,} values in {', '.join(bad)}: all finite" if not worst else
+              "non-finite values in " + ", ".join(f"{k} ({v:,})" for k, v in worst.items())
+              + ": a division by a zero std or a corrupt load; fix the data pipeline before training")
+    return CheckResult(name, not worst, f"{sum(bad.values()):,} non-finite", "0 non-finite", detail, scope)
+
+
+def _row_hashes(x: torch.Tensor) -> list[bytes]:
+    rows = x.detach().cpu().contiguous().reshape(x.shape[0], -1).numpy()
+    return [hashlib.blake2b(r.tobytes(), digest_size=16).digest() for r in rows]
+
+
+def check_disjoint_content(a: torch.Tensor, b: torch.Tensor, name: str = "train/validation disjoint by content",
+                           scope: str = "gate") -> CheckResult:
+    """No example of b is byte-for-byte an example of a (hashes of whole rows, whatever the indices say)."""
+    seen = set(_row_hashes(a))
+    hb = _row_hashes(b)
+    shared = sum(h in seen for h in hb)
+    detail = f"{len(seen):,} distinct training rows, {len(hb):,} validation rows, {shared:,} identical to a training row"
+    if shared:
+        detail += ": validation examples leak from the training set (overlapping index ranges?); make the splits disjoint"
+    return CheckResult(name, shared == 0, f"{shared:,} shared", "0 shared", detail, scope)
+
+
+def _standardize_like(raw_train: torch.Tensor, raw: torch.Tensor, per_feature: bool) -> tuple[torch.Tensor, float]:
+    """(raw - mean) / std with the statistics recomputed from raw_train (float64), and the tolerance for the
+    unbiased/biased std convention (a population std is a choice, not a bug)."""
+    rt = raw_train.detach().double().reshape(raw_train.shape[0], -1)
+    r = raw.detach().double().reshape(raw.shape[0], -1)
+    if per_feature:
+        mean, std, n = rt.mean(0), rt.std(0), rt.shape[0]
+    else:
+        mean, std, n = rt.mean(), rt.std(), rt.numel()
+    return (r - mean) / std, math.sqrt(n / max(n - 1, 1)) - 1
+
+
+def check_normalized_with_train_stats(
+    raw_train: torch.Tensor,
+    parts: dict[str, tuple[torch.Tensor, torch.Tensor | None]],
+    per_feature: bool = True,
+    name: str = "validation normalised with the training statistics",
+    scope: str = "gate",
+) -> CheckResult:
+    """Every split must be (raw - mean_train) / std_train, with the statistics recomputed from the raw
+    training rows. ``parts``: split name -> (as the net sees it, the same rows raw)."""
+    worst, where = 0.0, []
+    for part, (x, raw) in parts.items():
+        if raw is None or x is None:
+            continue
+        if x.shape[0] != raw.shape[0]:
+            where.append(f"{part}: {x.shape[0]} rows but {raw.shape[0]} raw rows")
+            worst = math.inf
+            continue
+        expected, rel = _standardize_like(raw_train, raw, per_feature)
+        diff = (x.detach().double().reshape(x.shape[0], -1) - expected).abs()
+        tol = NORM_ATOL + 1.01 * rel * float(expected.abs().max())
+        err = float(diff.max()) if diff.numel() else 0.0
+        if not math.isfinite(err) or err > tol:
+            where.append(f"{part} off by up to {err:.3g}")
+        worst = max(worst, err) if math.isfinite(err) else math.inf
+    detail = (f"{', '.join(parts)} equal (raw - training mean) / training std, "
+              f"{'per feature' if per_feature else 'one scalar over all values'}, within {NORM_ATOL:g}")
+    if where:
+        detail = ("; ".join(where) + ": not standardised with the statistics of the raw training rows (own "
+                  "statistics per split, a missing or extra scaling step, or stats from another split); compute mean "
+                  "and std once on the training rows and apply them to every split")
+    return CheckResult(name, not where, f"max |diff| {worst:.3g}", f"<= {NORM_ATOL:g}", detail, scope)
+
+
+def check_class_balance(y_train: torch.Tensor, y_val: torch.Tensor, n_classes: int, band: tuple[float, float] = CLASS_FREQ_BAND,
+                        name: str = "every class present with a plausible frequency", scope: str = "gate") -> CheckResult:
+    """Labels are integers in [0, C); each class holds between band[0]/C and band[1]/C of each split."""
+    lo, hi = band[0] / n_classes, band[1] / n_classes
+    problems, extremes = [], []
+    for part, y in (("train", y_train), ("validation", y_val)):
+        y = y.detach().cpu()
+        if y.is_floating_point() or y.ndim != 1:
+            problems.append(f"{part} labels are {y.dtype} of shape {tuple(y.shape)}, not integer class indices")
+            continue
+        if y.numel() == 0 or int(y.min()) < 0 or int(y.max()) >= n_classes:
+            problems.append(f"{part} labels outside [0, {n_classes})")
+            continue
+        freq = torch.bincount(y, minlength=n_classes).double() / y.numel()
+        extremes.append(f"{part} {100 * float(freq.min()):.1f}-{100 * float(freq.max()):.1f} %")
+        missing = [c for c in range(n_classes) if freq[c] == 0]
+        odd = [c for c in range(n_classes) if not lo <= float(freq[c]) <= hi and freq[c] > 0]
+        if missing:
+            problems.append(f"{part} has no example of class {', '.join(map(str, missing))}")
+        if odd:
+            problems.append(f"{part} class {', '.join(map(str, odd))} at "
+                            + ", ".join(f"{100 * float(freq[c]):.1f} %" for c in odd))
+    passed = not problems
+    detail = f"{n_classes} classes; per-class frequency: {'; '.join(extremes)}"
+    if problems:
+        detail = "; ".join(problems) + ": labels were remapped, filtered or sliced wrongly; check how y is built"
+    return CheckResult(name, passed, "; ".join(extremes) or "n/a", f"each class {100 * lo:.1f}-{100 * hi:.1f} %", detail, scope)
+
+
+# --- labels ------------------------------------------------------------------------------------------------
+
+def check_labels_learnable(
+    fit: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], dict],
+    x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor,
+    margin: float = LABEL_MARGIN, name: str = "labels aligned with inputs (short training beats input-free baseline)",
+    scope: str = "gate",
+) -> CheckResult:
+    """Karpathy's input-independent baseline: a short training through the experiment's own loop must score
+    clearly better on validation with the real inputs than with all inputs zeroed (and than the majority class)."""
+    real = fit(x_train, y_train, x_val, y_val)
+    zero = fit(torch.zeros_like(x_train), y_train, torch.zeros_like(x_val), y_val)
+    counts = torch.bincount(y_val.detach().cpu().long())
+    majority = float(counts.max()) / y_val.numel()
+    baseline = max(majority, float(zero["acc"]))
+    acc = float(real["acc"])
+    passed = math.isfinite(acc) and acc >= baseline + margin
+    detail = (f"validation accuracy {100 * acc:.1f} % after a short training with the real inputs, "
+              f"{100 * float(zero['acc']):.1f} % with inputs zeroed, majority class {100 * majority:.1f} %")
+    if not passed:
+        detail += (": the net learns nothing beyond the label frequencies. Labels misaligned with their inputs "
+                   "(shuffled or shifted labels, x and y indexed differently in the minibatch loop), or a training "
+                   "loop that does not learn")
+    return CheckResult(name, passed, f"{100 * acc:.1f} % vs {100 * baseline:.1f} %",
+                       f">= baseline + {100 * margin:.0f} points", detail, scope)
+
+
+# --- wiring ------------------------------------------------------------------------------------------------
+
+def check_architecture(model: nn.Module, widths: tuple[int, ...] | list[int], x: torch.Tensor, bias: bool = True,
+                       name: str = "architecture as configured", scope: str = "gate") -> CheckResult:
+    """Linear widths and parameter count as configured; in eval mode the input reaches the first layer
+    unchanged, each next layer gets ReLU of the previous one, and the logits are the last layer's output."""
+    widths = [int(w) for w in widths]
+    layers = linear_layers(model)
+    got = [layers[0].in_features] + [l.out_features for l in layers] if layers else []
+    expected_params = sum(a * b + (b if bias else 0) for a, b in zip(widths[:-1], widths[1:]))
+    n_params = sum(p.numel() for p in model.parameters())
+    problems = []
+    if got != widths:
+        problems.append(f"layer widths {got} instead of {widths} (a layer dropped, added or mis-sized in the model builder)")
+    if n_params != expected_params:
+        problems.append(f"{n_params:,} parameters instead of {expected_params:,}")
+    if not problems:
+        was = model.training
+        model.eval()
+        with torch.no_grad(), Tap(model) as tap:
+            out = model(x)
+        model.train(was)
+        calls = [len(v) for v in tap.ins]
+        if calls != [1] * len(layers):
+            problems.append(f"layers called {calls} times in one forward pass (expected once each)")
+        else:
+            if not torch.equal(tap.ins[0][0], x.detach()):
+                problems.append("in eval mode the first layer does not get the input unchanged")
+            for i in range(len(layers) - 1):
+                if not torch.allclose(tap.ins[i + 1][0], torch.relu(tap.outs[i][0]), atol=1e-6, rtol=1e-5):
+                    problems.append(f"layer {i + 2} does not get ReLU of layer {i + 1}'s output (activation missing, "
+                                    "wrong or applied to the wrong tensor)")
+                    break
+            if not torch.allclose(out, tap.outs[-1][0], atol=1e-6, rtol=1e-5):
+                problems.append("the logits are not the last layer's output (an activation or dropout on the logits?)")
+    detail = (f"widths {got}, {n_params:,} parameters, ReLU between layers, raw logits" if not problems else
+              "; ".join(problems) + "; fix the model builder / MLP.forward")
+    return CheckResult(name, not problems, f"{got}, {n_params:,} params", f"{widths}, {expected_params:,} params",
+                       detail, scope)
+
+
+def check_layers_matter(model: nn.Module, x: torch.Tensor, name: str = "every layer influences the output",
+                        scope: str = "gate") -> CheckResult:
+    """Perturbing any layer's weights must change the output (a layer the forward pass skips does not)."""
+    layers = linear_layers(model)
+    was = model.training
+    model.eval()
+    gen = torch.Generator().manual_seed(0)
+    dead = []
+    with torch.no_grad():
+        base = model(x)
+        scale = float(base.abs().max()) or 1.0
+        for i, layer in enumerate(layers):
+            saved = layer.weight.detach().clone()
+            noise = torch.randn(saved.shape, generator=gen).to(saved.device)
+            layer.weight.add_(0.5 * (float(saved.abs().mean()) or 1.0) * noise)
+            change = float((model(x) - base).abs().max()) / scale
+            layer.weight.copy_(saved)
+            if not change > 1e-6:
+                dead.append(i + 1)
+    model.train(was)
+    detail = (f"perturbing each of the {len(layers)} layers' weights changes the logits" if not dead else
+              f"layer{'s' if len(dead) > 1 else ''} {', '.join(map(str, dead))} of {len(layers)} do not influence the "
+              "output: the forward pass skips or overwrites them; fix the loop over layers in forward()")
+    return CheckResult(name, not dead, f"{len(layers) - len(dead)}/{len(layers)} matter",
+                       f"{len(layers)}/{len(layers)}", detail, scope)
+
+
+def measure_dropout(model: nn.Module, run: Callable[[nn.Module], object]) -> list[dict]:
+    """Run the experiment's own training pass with taps; per layer: dropped fraction of live units and the
+    factor kept units were multiplied by. Layer 0 = the input (vs the batch fed to the model); layer l >= 1 =
+    the input of Linear l+1 vs ReLU of Linear l's output, in the same forward call."""
+    with Tap(model) as tap:
+        run(model)
+    n_layers = len(tap.linears)
+    stats = []
+    for layer in range(n_layers):
+        live = dropped = 0
+        ratios, sum_in, sum_ref = [], 0.0, 0.0
+        n_calls = len(tap.ins[layer])
+        for c in range(n_calls):
+            got = tap.ins[layer][c]
+            ref = tap.model_in[c] if layer == 0 else torch.relu(tap.outs[layer - 1][c])
+            if ref.shape != got.shape:
+                continue
+            alive = ref != 0
+            live += int(alive.sum())
+            dropped += int((alive & (got == 0)).sum())
+            kept = alive & (got != 0)
+            if kept.any():
+                ratios.append((got[kept] / ref[kept]).double())
+            sum_in += float(got.abs().double().sum())
+            sum_ref += float(ref.abs().double().sum())
+        r = torch.cat(ratios) if ratios else torch.ones(1, dtype=torch.float64)
+        stats.append({"layer": layer, "calls": n_calls, "live": live, "rate": dropped / live if live else 0.0,
+                      "scale_min": float(r.min()), "scale_max": float(r.max()),
+                      "mean_ratio": sum_in / sum_ref if sum_ref > 0 else math.nan})
+    return stats[: n_layers]  # the input and each hidden layer: the logits layer's input is the last hidden
+
+
+def _layer_name(layer: int) -> str:
+    return "input" if layer == 0 else f"hidden {layer}"
+
+
+def check_dropout_rates(model: nn.Module, run: Callable[[nn.Module], object], p_input: float, p_hidden: float,
+                        name: str = "dropout active in training at the configured rates", scope: str = "gate") -> CheckResult:
+    """The fraction of live units zeroed inside the experiment's own training pass must match the
+    configured p on the input and after every hidden layer (binomial tolerance)."""
+    stats = measure_dropout(model, run)
+    problems, cells = [], []
+    if not stats or stats[0]["calls"] == 0:
+        return CheckResult(name, False, "no forward pass", f"input {p_input:g}, hidden {p_hidden:g}",
+                           "the training pass never called the model", scope)
+    for s in stats:
+        p = p_input if s["layer"] == 0 else p_hidden
+        tol = DROP_SIGMAS * math.sqrt(max(p * (1 - p), 1e-12) / max(s["live"], 1)) + DROP_ATOL
+        cells.append(f"{_layer_name(s['layer'])} {s['rate']:.3f}")
+        if abs(s["rate"] - p) > tol:
+            problems.append(f"{_layer_name(s['layer'])} drops {s['rate']:.3f} of its units, configured {p:g}")
+    detail = f"measured in the experiment's training loop over {stats[0]['calls']} minibatch(es): " + ", ".join(cells)
+    if problems:
+        detail = ("; ".join(problems) + ": dropout missing, misplaced, left off in the training loop (model.eval() "
+                  "while training?) or drawn with the wrong probability (keep vs drop probability swapped?)")
+    return CheckResult(name, not problems, ", ".join(cells), f"input {p_input:g}, hidden {p_hidden:g}", detail, scope)
+
+
+def check_dropout_scaling(model: nn.Module, run: Callable[[nn.Module], object], p_input: float, p_hidden: float,
+                          name: str = "inverted dropout scaling (train-mode mean matches eval)",
+                          scope: str = "gate") -> CheckResult:
+    """Kept units must be multiplied by exactly 1 / (1 - p), so the train-mode mean activation equals eval
+    mode's: the input layer's mean |input| over the batch within MEAN_RTOL of eval mode."""
+    stats = measure_dropout(model, run)
+    problems, cells = [], []
+    for s in stats:
+        p = p_input if s["layer"] == 0 else p_hidden
+        want = 1.0 / (1.0 - p)
+        cells.append(f"{_layer_name(s['layer'])} x{s['scale_max']:.4g}")
+        if abs(s["scale_min"] - want) > SCALE_RTOL * want or abs(s["scale_max"] - want) > SCALE_RTOL * want:
+            problems.append(f"{_layer_name(s['layer'])} keeps units scaled by {s['scale_min']:.4g}-{s['scale_max']:.4g} "
+                            f"instead of 1/(1-{p:g}) = {want:.4g}")
+    if stats and math.isfinite(stats[0]["mean_ratio"]) and abs(stats[0]["mean_ratio"] - 1) > MEAN_RTOL:
+        problems.append(f"mean |input| in training is {stats[0]['mean_ratio']:.3f}x eval mode's")
+    detail = "kept units scaled by 1/(1-p): " + ", ".join(cells)
+    if stats:
+        detail += f"; train/eval mean |input| {stats[0]['mean_ratio']:.3f}"
+    if problems:
+        detail = ("; ".join(problems) + ": the 1/(1-p) rescaling of inverted dropout is missing or wrong, so eval "
+                  "mode sees other activation scales than training")
+    return CheckResult(name, not problems, ", ".join(cells), "x 1/(1-p) per layer, mean ratio 1", detail, scope)
+
+
+def check_evaluate(evaluate: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict], model: nn.Module,
+                   x: torch.Tensor, y: torch.Tensor, name: str = "evaluate() deterministic, mode-preserving and exact",
+                   scope: str = "gate") -> CheckResult:
+    """evaluate(model, x, y) must score in eval mode, give the same numbers twice, leave the model in the
+    mode it found it, and agree with cross-entropy and argmax recomputed on the eval-mode logits."""
+    problems = []
+    was = model.training
+    model.train()
+    a = evaluate(model, x, y)
+    if not model.training:
+        problems.append("it left a model that was in train mode in eval mode (training would continue without dropout)")
+    model.train()
+    b = evaluate(model, x, y)
+    model.eval()
+    c = evaluate(model, x, y)
+    if model.training:
+        problems.append("it left a model that was in eval mode in train mode")
+    with torch.no_grad():
+        logits = model(x)
+        loss = float(F.cross_entropy(logits, y))
+        err = 100.0 * float((logits.argmax(1) != y).double().mean())
+    model.train(was)
+    keys = ("loss", "error_pct")
+    if not all(k in r for r in (a, b, c) for k in keys):
+        return CheckResult(name, False, "missing keys", "loss, error_pct", f"evaluate() returned {sorted(a)}", scope)
+    if (a["loss"], a["error_pct"]) != (b["loss"], b["error_pct"]):
+        problems.append("two calls gave different numbers (dropout still on while scoring: model.eval() missing?)")
+    if not math.isclose(a["loss"], c["loss"], rel_tol=1e-6, abs_tol=1e-9) or a["error_pct"] != c["error_pct"]:
+        problems.append("train-mode and eval-mode callers got different numbers")
+    if not math.isclose(c["loss"], loss, rel_tol=1e-4, abs_tol=1e-6):
+        problems.append(f"loss {c['loss']:.6g} but cross-entropy of the eval logits is {loss:.6g}")
+    if abs(c["error_pct"] - err) > 1e-6:
+        problems.append(f"error {c['error_pct']:.4g} % but argmax of the eval logits errs on {err:.4g} %")
+    if "acc" in c and abs(100.0 * (1.0 - c["acc"]) - c["error_pct"]) > 1e-6:
+        problems.append(f"acc {c['acc']:.4g} and error {c['error_pct']:.4g} % disagree")
+    detail = (f"loss {c['loss']:.4g}, error {c['error_pct']:.3g} % on {x.shape[0]:,} rows, same twice and from "
+              "either mode; the model's mode is restored") if not problems else "evaluate(): " + "; ".join(problems)
+    return CheckResult(name, not problems, f"loss {c['loss']:.4g}, error {c['error_pct']:.3g} %",
+                       f"loss {loss:.4g}, error {err:.3g} %", detail, scope)
+
+
+def check_ensemble_reduces_to_eval(
+    ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor], model_p0: nn.Module, x: torch.Tensor,
+    k: int = 3, name: str = "Monte-Carlo ensemble = eval prediction at p = 0", scope: str = "gate",
+) -> CheckResult:
+    """With dropout probability 0 every ensemble member is the full net: the averaged logits must equal the
+    eval-mode logits, and the model's mode must be left as it was."""
+    was = model_p0.training
+    model_p0.eval()
+    with torch.no_grad():
+        ref = model_p0(x)
+    avg = ensemble(model_p0, x, k, 0)
+    mode_ok = not model_p0.training
+    model_p0.train(was)
+    diff = float((avg - ref).abs().max()) if avg.shape == ref.shape else math.inf
+    tol = 1e-4 * max(1.0, float(ref.abs().max()))
+    passed = diff <= tol and mode_ok
+    detail = f"k = {k} members averaged vs one eval pass over {x.shape[0]:,} rows: max |diff| {diff:.3g}"
+    if diff > tol:
+        detail += (": the ensemble does not reduce to the plain net without dropout (wrong average, wrong "
+                   "scaling of kept units, or a member that is not the trained net)")
+    if not mode_ok:
+        detail += "; the ensemble left the model in train mode"
+    return CheckResult(name, passed, f"max |diff| {diff:.3g}", f"<= {tol:.2g}", detail, scope)
+
+
+# --- optimisation --------------------------------------------------------------------------------------------
+
+def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, expected: dict,
+                    name: str = "optimiser as configured, over every parameter", scope: str = "gate") -> CheckResult:
+    """Type and hyperparameters as configured; every model parameter in it exactly once, nothing else."""
+    problems = []
+    kind = type(optimizer).__name__
+    if "type" in expected and kind != expected["type"]:
+        problems.append(f"{kind} instead of {expected['type']}")
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    for key, want in expected.items():
+        if key == "type":
+            continue
+        got = group.get(key)
+        same = got == want if not isinstance(want, float) else (got is not None and math.isclose(got, want, rel_tol=1e-9))
+        if not same:
+            problems.append(f"{key} {got} instead of {want}")
+    in_opt = [p for g in optimizer.param_groups for p in g["params"]]
+    ids = [id(p) for p in in_opt]
+    model_ids = {id(p) for p in model.parameters()}
+    missing = sum(1 for p in model.parameters() if id(p) not in set(ids))
+    if missing:
+        problems.append(f"{missing} parameter tensor(s) of the model are not optimised")
+    if len(ids) != len(set(ids)):
+        problems.append("a parameter is listed twice")
+    if any(i not in model_ids for i in ids):
+        problems.append("it optimises tensors that are not the model's (built for another model?)")
+    shown = ", ".join(f"{k} {group.get(k)}" for k in expected if k != "type")
+    detail = f"{kind}, {shown}, {len(set(ids))} parameter tensors" if not problems else (
+        "; ".join(problems) + ": fix the optimiser builder")
+    want = ", ".join(f"{k} {v}" for k, v in expected.items())
+    return CheckResult(name, not problems, f"{kind}, {shown}", want, detail, scope)
+
+
+def _eval_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    was = model.training
+    model.eval()
+    with torch.no_grad():
+        loss = float(F.cross_entropy(model(x), y))
+    model.train(was)
+    return loss
+
+
+TrainEpoch = Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor], object]
+
+
+def check_loss_decreases(model: nn.Module, optimizer: torch.optim.Optimizer, train_epoch: TrainEpoch,
+                         x: torch.Tensor, y: torch.Tensor, epochs: int, min_drop: float = 0.1,
+                         name: str = "loss decreases over the first steps", scope: str = "gate") -> CheckResult:
+    """A few passes of the experiment's own loop over a small set must lower its (eval-mode) loss by min_drop."""
+    before = _eval_loss(model, x, y)
+    for _ in range(epochs):
+        train_epoch(model, optimizer, x, y)
+    after = _eval_loss(model, x, y)
+    passed = math.isfinite(after) and after <= (1 - min_drop) * before
+    detail = f"cross-entropy on {x.shape[0]} rows: {before:.4g} before, {after:.4g} after {epochs} pass(es) of the training loop"
+    if not passed:
+        detail += (f" (needs a {100 * min_drop:.0f} % drop): the loop does not descend the loss (sign flipped, step "
+                   "skipped, gradients zeroed before the step, learning rate 0 or far too large?)")
+    return CheckResult(name, passed, f"{before:.4g} -> {after:.4g}", f"<= {1 - min_drop:g} x start", detail, scope)
+
+
+def check_params_update(model: nn.Module, optimizer: torch.optim.Optimizer, train_epoch: TrainEpoch,
+                        x: torch.Tensor, y: torch.Tensor, name: str = "every parameter tensor updated by one step",
+                        scope: str = "gate") -> CheckResult:
+    """One step of the experiment's own loop must move every parameter tensor by its gradient (beyond what
+    weight decay alone does)."""
+    group = optimizer.param_groups[0] if optimizer.param_groups else {}
+    shrink = 1.0 - float(group.get("lr", 0.0)) * float(group.get("weight_decay", 0.0) or 0.0)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_epoch(model, optimizer, x, y)
+    frozen = []
+    for n, p in model.named_parameters():
+        moved = (p.detach() - before[n] * shrink).abs().max()
+        if not float(moved) > 0:
+            frozen.append(n)
+    n_all = len(before)
+    detail = f"all {n_all} parameter tensors moved by their gradient after one step" if not frozen else (
+        f"{', '.join(frozen[:4])}{' ...' if len(frozen) > 4 else ''} did not move: not in the optimiser, frozen, "
+        "detached from the loss, or gradients cleared between backward() and step()")
+    return CheckResult(name, not frozen, f"{n_all - len(frozen)}/{n_all}", f"{n_all}/{n_all}", detail, scope)
+
+
+def check_finite_training(model: nn.Module, optimizer: torch.optim.Optimizer, train_epoch: TrainEpoch,
+                          x: torch.Tensor, y: torch.Tensor, epochs: int, name: str = "no NaN/Inf after a few steps",
+                          scope: str = "gate") -> CheckResult:
+    """Loss and every parameter stay finite over a few passes of the experiment's own loop."""
+    losses = []
+    for _ in range(epochs):
+        out = train_epoch(model, optimizer, x, y)
+        losses.append(float(out) if out is not None else _eval_loss(model, x, y))
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    final = _eval_loss(model, x, y)
+    passed = not bad and all(math.isfinite(v) for v in losses) and math.isfinite(final)
+    detail = f"{epochs} passes: losses {', '.join(f'{v:.3g}' for v in losses[:6])}; all parameters finite"
+    if not passed:
+        detail = (f"after {epochs} passes: loss {', '.join(f'{v:.3g}' for v in losses[:6])}; non-finite parameters: "
+                  f"{', '.join(bad[:4]) or 'none'}: the update blows up (learning rate, loss computed on logits "
+                  "instead of log-probabilities, a division by zero?)")
+    return CheckResult(name, passed, f"final loss {final:.3g}", "finite", detail, scope)
+
+
+def check_step_matches_reference(
+    model: nn.Module, optimizer: torch.optim.Optimizer, ref_model: nn.Module, ref_optimizer: torch.optim.Optimizer,
+    train_epoch: TrainEpoch, x: torch.Tensor, y: torch.Tensor, steps: int = 2, rtol: float = 1e-4,
+    name: str = "training step = zero_grad, cross-entropy, backward, step", scope: str = "gate",
+) -> CheckResult:
+    """``steps`` passes of the experiment's loop over one batch must move the parameters exactly like the
+    textbook step on an identical copy (same optimiser class and settings): catches a missing zero_grad,
+    a wrong loss, a doubled or skipped step. Pass models without dropout (nothing random)."""
+    model.train()
+    ref_model.train()
+    for _ in range(steps):
+        train_epoch(model, optimizer, x, y)
+        ref_optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(ref_model(x), y).backward()
+        ref_optimizer.step()
+    worst, where = 0.0, ""
+    for (n, p), q in zip(model.named_parameters(), ref_model.parameters()):
+        diff = float(((p.detach() - q.detach()).abs() / q.detach().abs().clamp_min(1.0)).max())
+        if not diff <= worst:
+            worst, where = diff, n
+    passed = worst <= rtol
+    detail = f"after {steps} steps on {x.shape[0]} row(s): max relative parameter difference {worst:.3g}"
+    if not passed:
+        detail += (f" (largest in {where}): the training step differs from optimizer.zero_grad(); "
+                   "F.cross_entropy(model(x), y).backward(); optimizer.step() (gradients accumulate across steps, "
+                   "another loss, a doubled or missing step?)")
+    return CheckResult(name, passed, f"max rel diff {worst:.3g}", f"<= {rtol:g}", detail, scope)
+
+
+# --- init ----------------------------------------------------------------------------------------------------
+
+def _kurtosis(v: torch.Tensor) -> float:
+    v = v.double()
+    c = v - v.mean()
+    var = float((c**2).mean())
+    return float((c**4).mean()) / var**2 if var > 0 else math.nan
+
+
+def check_init_statistics(build: Callable[[int], nn.Module], spec: str, n_target: int = 20_000, max_draws: int = 400,
+                          name: str = "init matches the configured distribution", scope: str = "gate") -> CheckResult:
+    """Per layer, weights pooled over seeded draws have mean 0 and the std the init prescribes (within
+    INIT_SIGMAS standard errors), the right shape (normal vs uniform by kurtosis), zero biases; the same seed
+    gives the same weights and another seed other weights."""
+    from lab.inits import parse_init, weight_std  # local: recipe stays importable without the init table
+
+    parsed = parse_init(spec)
+    first = build(0)
+    layers = linear_layers(first)
+    if not layers:
+        return CheckResult(name, False, "no layers", spec, "the builder returned a model without nn.Linear layers", scope)
+    per_draw = min(l.weight.numel() for l in layers)
+    draws = max(1, min(max_draws, math.ceil(n_target / per_draw)))
+    pools: list[list[torch.Tensor]] = [[l.weight.detach().flatten().cpu()] for l in layers]
+    bias_max = max((float(l.bias.detach().abs().max()) for l in layers if l.bias is not None), default=0.0)
+    for seed in range(1, draws):
+        for pool, l in zip(pools, linear_layers(build(seed))):
+            pool.append(l.weight.detach().flatten().cpu())
+    problems, cells = [], []
+    for i, (pool, l) in enumerate(zip(pools, layers)):
+        w = torch.cat(pool).double()
+        n = w.numel()
+        want = weight_std(parsed, l.in_features, l.out_features)
+        std, mean = float(w.std()), float(w.mean())
+        cells.append(f"{std:.3g}")
+        if want == 0:
+            if float(w.abs().max()) != 0:
+                problems.append(f"layer {i + 1} weights are not all zero")
+            continue
+        if abs(std - want) > INIT_SIGMAS * want / math.sqrt(2 * n) + 1e-7:
+            problems.append(f"layer {i + 1} ({l.in_features}->{l.out_features}) weight std {std:.4g}, expected {want:.4g}")
+        if abs(mean) > INIT_SIGMAS * want / math.sqrt(n):
+            problems.append(f"layer {i + 1} weight mean {mean:.3g}, expected 0")
+        shape = {"normal": 3.0, "glorot": 3.0, "he": 3.0, "uniform": 1.8, "glorot_uniform": 1.8, "he_uniform": 1.8}
+        if parsed.name in shape and n >= 1000:
+            k = _kurtosis(w)
+            if abs(k - shape[parsed.name]) > INIT_SIGMAS * math.sqrt(24.0 / n) + 0.05:
+                problems.append(f"layer {i + 1} weights have kurtosis {k:.2f}, a {parsed.name} init has "
+                                f"{shape[parsed.name]:g} (normal and uniform swapped?)")
+    if parsed.name != "torch" and bias_max != 0.0:
+        problems.append(f"biases start at up to {bias_max:.3g}, configured zero")
+    again = linear_layers(build(0))
+    if not all(torch.equal(a.weight, b.weight) for a, b in zip(layers, again)):
+        problems.append("the same seed gives different weights (a draw ignores the seeded generator)")
+    if parsed.name != "zeros" and draws > 1:
+        other = linear_layers(build(1))
+        if all(torch.equal(a.weight, b.weight) for a, b in zip(layers, other)):
+            problems.append("another seed gives the same weights (the seed is not used)")
+    detail = (f"{draws} seeded draw(s); per-layer weight std {', '.join(cells)}; biases zero; reproducible per seed"
+              if not problems else "; ".join(problems) + f": the {spec} init is not applied as configured; see lab.inits")
+    expected = ", ".join(f"{weight_std(parsed, l.in_features, l.out_features):.3g}" for l in layers)
+    return CheckResult(name, not problems, f"std {', '.join(cells)}", f"std {expected}, bias 0", detail, scope)
+
+
+def check_activation_record(stats_fn: Callable[[nn.Module, torch.Tensor], dict], model: nn.Module, x: torch.Tensor,
+                            name: str = "activation statistics recorded correctly", scope: str = "gate") -> CheckResult:
+    """The recorder the report's per-layer figure uses must match mean/std of |ReLU(layer output)| taken
+    independently with forward hooks on the nn.Linear layers (eval mode)."""
+    stats = stats_fn(model, x)
+    was = model.training
+    model.eval()
+    with torch.no_grad(), Tap(model) as tap:
+        model(x)
+    model.train(was)
+    ref_mean, ref_std = [], []
+    for outs in tap.outs[:-1]:
+        a = torch.relu(outs[0]).abs()
+        std, mean = torch.std_mean(a)
+        ref_mean.append(float(mean))
+        ref_std.append(float(std))
+    got_mean, got_std = [float(v) for v in stats["mean_abs"]], [float(v) for v in stats["std_abs"]]
+    problems = []
+    if len(got_mean) != len(ref_mean):
+        problems.append(f"{len(got_mean)} layers recorded, the net has {len(ref_mean)} hidden layers")
+    else:
+        for i, (g, r, gs, rs) in enumerate(zip(got_mean, ref_mean, got_std, ref_std)):
+            if not (math.isclose(g, r, rel_tol=1e-4, abs_tol=1e-12) and math.isclose(gs, rs, rel_tol=1e-4, abs_tol=1e-12)):
+                problems.append(f"layer {i + 1}: recorded mean/std |a| {g:.4g}/{gs:.4g}, hooks see {r:.4g}/{rs:.4g}")
+                break
+    detail = f"{len(ref_mean)} hidden layers, recorder = hooks within 1e-4" if not problems else (
+        "; ".join(problems) + ": the recorder reads the wrong tensor (pre-activation, after dropout, another layer) or "
+        "computes the statistics wrongly")
+    return CheckResult(name, not problems, f"{len(got_mean)} layers", f"{len(ref_mean)} layers, rel diff <= 1e-4",
+                       detail, scope)
+
+
+def check_paths_agree(run: Callable[[], tuple[torch.Tensor, torch.Tensor]], tol: float, what: str, fix: str = "",
+                      name: str = PATH_NAME, scope: str = "gate") -> CheckResult:
+    """An optimised path (batched training, thinned networks) against its plain reference on the same inputs."""
+    fast, ref = run()
+    fast, ref = torch.as_tensor(fast).double().cpu(), torch.as_tensor(ref).double().cpu()
+    if fast.shape != ref.shape:
+        return CheckResult(name, False, f"shape {tuple(fast.shape)}", f"shape {tuple(ref.shape)}",
+                           f"{what}: shapes differ. {fix}", scope)
+    same_nan = torch.equal(torch.isnan(fast), torch.isnan(ref))
+    ok = ~torch.isnan(ref)
+    diff = ((fast - ref).abs() / ref.abs().clamp_min(1.0))[ok]
+    worst = float(diff.max()) if diff.numel() else 0.0
+    passed = same_nan and math.isfinite(worst) and worst <= tol
+    detail = f"{what}: max relative difference {worst:.3g}"
+    if not same_nan:
+        detail += "; NaN in one path only"
+    if not passed:
+        detail += f". {fix}"
+    return CheckResult(name, passed, f"max rel diff {worst:.3g}", f"<= {tol:g}", detail, scope)
+
+
 __all__ = [
     "ACTIVATION_MAX_RATIO",
     "INIT_LOSS_REL_TOL",
     "OVERFIT_MAX_LOSS",
+    "Tap",
+    "check_activation_record",
     "check_activation_stability",
+    "check_architecture",
     "check_batch_independence",
+    "check_class_balance",
     "check_disjoint",
+    "check_disjoint_content",
+    "check_dropout_rates",
+    "check_dropout_scaling",
+    "check_ensemble_reduces_to_eval",
     "check_eval_determinism",
+    "check_evaluate",
+    "check_finite_inputs",
+    "check_finite_training",
     "check_gradients_reach_all",
     "check_init_loss",
+    "check_init_statistics",
+    "check_labels_learnable",
+    "check_layers_matter",
+    "check_loss_decreases",
     "check_normalized",
+    "check_normalized_with_train_stats",
+    "check_optimizer",
     "check_overfit_batch",
+    "check_params_update",
+    "check_paths_agree",
+    "check_step_matches_reference",
+    "linear_layers",
+    "measure_dropout",
 ]

@@ -21,7 +21,7 @@ import torch
 from lab import TEMPLATES_DIR
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
-from lab.results import ExperimentResult, atomic_write_text, load_checks, load_json, load_result
+from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import result_path
 from lab.sections import FigureSink, Section, build_section
 
@@ -56,11 +56,11 @@ def load_gate(out: Path):
     path = checks_path(out)
     if not path.exists():
         raise LabError(f"no gate results at {path}: run the sanity checks first (make check or python -m lab check)")
-    checks = load_checks(path)
-    failed = [c for c in checks if not c.passed]
-    if failed:
-        raise LabError(f"gate failed, no report rendered: {failed[0].name}: {failed[0].detail}")
-    return checks
+    from lab.gate import verify_record
+
+    record = load_gate_record(path)
+    verify_record(record, path)
+    return record
 
 
 def gather(out: Path) -> tuple[dict[str, ExperimentResult], dict[str, Any] | None]:
@@ -70,7 +70,8 @@ def gather(out: Path) -> tuple[dict[str, ExperimentResult], dict[str, Any] | Non
 
 
 def build_context(out: Path, staging: Path) -> dict[str, Any]:
-    checks = load_gate(out)
+    gate = load_gate(out)
+    checks = gate.checks
     results, bench = gather(out)
     if not results:
         raise LabError(f"no experiment results in {Path(out) / 'data'}: run python -m lab run all first")
@@ -102,6 +103,7 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "checks": [c.to_dict() for c in checks],
         "gate_passed": sum(c.passed for c in checks),
         "gate_total": len(checks),
+        "gate_time_s": gate.provenance.get("wall_time_s"),
         "findings": findings,
         "sections": [_section_view(s) for s in sections],
         "results": results,

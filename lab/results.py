@@ -166,7 +166,9 @@ __all__ = [
     "load_json",
     "load_result",
     "provenance",
+    "GateRecord",
     "load_checks",
+    "load_gate_record",
     "save_checks",
     "save_json",
     "save_result",
@@ -174,17 +176,42 @@ __all__ = [
 ]
 
 
-def save_checks(checks: list[CheckResult], path: Path, **prov: Any) -> None:
-    """The gate's outcome, for the report's checklist."""
-    save_json({"schema": SCHEMA_VERSION, "checks": [c.to_dict() for c in checks], "provenance": prov}, path)
+@dataclass
+class GateRecord:
+    """A complete gate run: its checks in gate order, the entry name of each, and provenance."""
+
+    checks: list[CheckResult]
+    entries: list[str]  # gate entry names ("dropout.labels_aligned"), parallel to checks
+    provenance: dict[str, Any]
+
+
+def save_checks(checks: list[CheckResult], path: Path, entries: list[str] | None = None, **prov: Any) -> None:
+    """The gate's outcome, for the report's checklist (only ever called for a complete gate run)."""
+    entries = entries if entries is not None else [c.name for c in checks]
+    save_json({"schema": SCHEMA_VERSION, "checks": [c.to_dict() for c in checks], "entries": entries,
+               "provenance": prov}, path)
+
+
+def load_gate_record(path: Path) -> GateRecord:
+    """Load and validate a gate record; anything else (an older layout, damage, wrong shapes) is a LabError."""
+    raw = load_json(path)
+    fix = "rerun the gate (make check)"
+    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_VERSION or not isinstance(raw.get("checks"), list):
+        raise LabError(f"{path}: not a checks file of this version; {fix}")
+    fields = {"name", "passed", "measured", "expected", "detail", "scope"}
+    required = {"name", "passed", "measured", "expected", "detail"}
+    checks = raw["checks"]
+    if not all(isinstance(c, dict) and required <= set(c) <= fields and isinstance(c["passed"], bool)
+               and all(isinstance(c[k], str) for k in c if k != "passed") for c in checks):
+        raise LabError(f"{path}: malformed checks file; {fix}")
+    entries = raw.get("entries")
+    if not isinstance(entries, list) or len(entries) != len(checks) or not all(isinstance(e, str) for e in entries):
+        raise LabError(f"{path}: checks file without the gate's entry names (older version); {fix}")
+    prov = raw.get("provenance")
+    if not isinstance(prov, dict):
+        raise LabError(f"{path}: malformed checks file (no provenance); {fix}")
+    return GateRecord([CheckResult(**c) for c in checks], entries, prov)
 
 
 def load_checks(path: Path) -> list[CheckResult]:
-    raw = load_json(path)
-    if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_VERSION or "checks" not in raw:
-        raise LabError(f"{path}: not a checks file of this version; rerun the gate (make check)")
-    fields = {"name", "passed", "measured", "expected", "detail", "scope"}
-    if not all(isinstance(c, dict) and {"name", "passed", "measured", "expected", "detail"} <= set(c) <= fields
-               for c in raw["checks"]):
-        raise LabError(f"{path}: malformed checks file; rerun the gate (make check)")
-    return [CheckResult(**c) for c in raw["checks"]]
+    return load_gate_record(path).checks

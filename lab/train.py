@@ -49,12 +49,14 @@ def fit_full_batch(
     lr: float,
     x_val: torch.Tensor | None = None,
     y_val: torch.Tensor | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> dict:
-    """Full-batch gradient descent (SGD, no momentum). A NaN/Inf loss stops the run: divergence is a result.
+    """Full-batch gradient descent (SGD, no momentum, unless an optimizer is given). A NaN/Inf loss stops the
+    run: divergence is a result.
 
     Returns train_loss per step, the final validation loss/accuracy when given, and ``diverged_at``.
     """
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=lr)
     losses = torch.empty(steps, dtype=torch.float32, device=x.device)
     diverged_at = None
     done = 0

@@ -330,7 +330,7 @@ def test_meet_k_comes_from_the_first_seed_not_from_the_mean_that_switches_seeds(
         return {"logits": {"error_pct": e, "nll": e}, "probs": {"error_pct": e, "nll": e}, "wall_s": 0.0}
 
     monkeypatch.setattr(P3, "mc_ensemble", fake_ensemble)
-    monkeypatch.setattr(P3, "evaluate", lambda model, x, y: {"error_pct": 2.0, "loss": 0.1})
+    monkeypatch.setattr(P3, "evaluate_rows", lambda model, x, y: {"error_pct": 2.0, "loss": 0.1})
     monkeypatch.setattr(P3, "time_pass", lambda model, x, train_mode: 1.0)
     cfg = types.SimpleNamespace(n_mc=10, k_max=10, k_max_spread=3, seed=0, n_mask_seeds=3)
     split = types.SimpleNamespace(x_val=torch.zeros(10, 4), y_val=torch.zeros(10, dtype=torch.long))

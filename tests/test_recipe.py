@@ -249,9 +249,5 @@ def test_gate_entry_without_data_is_a_failed_check_with_the_fix(tmp_path, monkey
     monkeypatch.setenv("LAB_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("MNIST_MIRROR", str(tmp_path / "empty"))
     (tmp_path / "empty").mkdir()
-    gate._mnist.cache_clear()
-    try:
-        r = gate.run_check("mnist_disjoint", torch.device("cpu"))
-    finally:
-        gate._mnist.cache_clear()
+    r = gate.run_check("dropout.data_disjoint", torch.device("cpu"))
     assert not r.passed and "MNIST_MIRROR" in r.detail

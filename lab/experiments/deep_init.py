@@ -18,8 +18,9 @@ import torch.nn.functional as F
 
 from lab.config import DeepInitConfig
 from lab.context import RunContext
-from lab.data import rings_split
+from lab.data import Split, rings_split
 from lab.experiments import Outcome
+from lab.hooks import GateData, GateHooks, InitCase
 from lab.inits import parse_init, weight_std
 from lab.models import MLP, abs_stats
 from lab.recipe import check_activation_stability, check_init_loss
@@ -79,20 +80,32 @@ def growth_factor(first: float, last: float, n_layers: int) -> float:
     return (last / first) ** (1.0 / (n_layers - 1))
 
 
+def widths(cfg: DeepInitConfig) -> list[int]:
+    return [2] + [cfg.width] * cfg.depth + [2]
+
+
+def load_data(cfg: DeepInitConfig, device: torch.device) -> Split:
+    """n_train points give the normalisation statistics; the n_samples validation points are the large sample."""
+    return rings_split(cfg.n_train, cfg.n_samples, cfg.seed).to(device)
+
+
+def make_model(cfg: DeepInitConfig, spec: str, net: int, device: torch.device) -> MLP:
+    """Weight draw ``net`` of the deep net under one init. Same generator seed for every init (common random
+    numbers): the nets of one draw differ only by the weight scale the init chooses."""
+    return MLP(widths(cfg), init=spec, generator=torch.Generator().manual_seed(cfg.seed * 1000 + net)).to(device)
+
+
 def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
-    split = rings_split(cfg.n_train, cfg.n_samples, cfg.seed).to(ctx.device)
+    split = load_data(cfg, ctx.device)
     x, y = split.x_val, split.y_val  # the large sample, normalised with training statistics
-    widths = [2] + [cfg.width] * cfg.depth + [2]
+    widths_ = widths(cfg)
     input_sq_mean = float((x**2).mean())
     per_init: dict[str, dict] = {}
     findings = []
     jobs = [(spec, net) for spec in cfg.inits for net in range(cfg.n_nets)]
     runs: dict[str, list[dict]] = {spec: [] for spec in cfg.inits}
     for spec, net in ctx.progress(jobs, desc="deep_init nets"):
-        # Same generator seed for every init (common random numbers): the nets of one draw differ only
-        # by the weight scale the init chooses, so differences between inits are not sampling noise.
-        gen = torch.Generator().manual_seed(cfg.seed * 1000 + net)
-        model = MLP(widths, init=spec, generator=gen).to(ctx.device)
+        model = make_model(cfg, spec, net, ctx.device)
         runs[spec].append(measure_net(model, x, y))
         if net == 0:
             label = parse_init(spec).label
@@ -105,12 +118,12 @@ def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
         per_init[spec] = {
             "label": parse_init(spec).label,
             **stacked,  # per net: lists over layers (or one scalar per net)
-            "predicted": predicted_stats(widths, spec, input_sq_mean),
+            "predicted": predicted_stats(widths_, spec, input_sq_mean),
             "growth_per_layer": growth_factor(float(median_mean[0]), float(median_mean[-1]), cfg.depth),
         }
     metrics = {
         "layers": list(range(1, cfg.depth + 1)),
-        "widths": widths,
+        "widths": widths_,
         "n_samples": cfg.n_samples,
         "input_sq_mean": input_sq_mean,
         "norm_mean": split.mean.tolist(),
@@ -121,4 +134,32 @@ def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
     return Outcome(metrics=metrics, findings=findings)
 
 
-__all__ = ["growth_factor", "measure_net", "predicted_stats", "run"]
+def gate_hooks(cfg: DeepInitConfig, device: torch.device) -> GateHooks:
+    """What the gate checks of this part: the data, the net under every configured init, and measure_net
+    (the recorder whose numbers the figures show)."""
+
+    def data() -> GateData:
+        s = load_data(cfg, device)
+        return GateData(s.x_train, s.y_train, s.x_val, s.y_val, 2, s.x_train_raw, s.x_val_raw,
+                        source=f"two rings, seed {cfg.seed}")
+
+    def stats(model, x):
+        return measure_net(model, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
+
+    def builder(spec: str):
+        return lambda seed: make_model(cfg, spec, seed, device)
+
+    stable = "he" if "he" in cfg.inits else cfg.inits[-1]
+    return GateHooks(
+        experiment="deep_init",
+        label="Part 2",
+        data=data,
+        widths=tuple(widths(cfg)),
+        build_model=lambda dropout=True, seed=None: make_model(cfg, stable, 0 if seed is None else seed, device),
+        inits={spec: InitCase(spec, builder(spec), "make_model") for spec in cfg.inits},
+        stable_inits=("he",) if "he" in cfg.inits else (),
+        activation_stats=stats,
+    )
+
+
+__all__ = ["gate_hooks", "load_data", "make_model", "widths", "growth_factor", "measure_net", "predicted_stats", "run"]

@@ -16,20 +16,22 @@ import contextlib
 import math
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
+from torch import nn
 
 from lab.batched import BatchedFit, Stack, fit_batched, init_stack, single_thread
 from lab.config import ShallowInitConfig
 from lab.context import RunContext
-from lab.data import rings_split
+from lab.data import Split, rings_split
 from lab.experiments import Outcome
 from lab.inits import parse_init, weight_std
 from lab.models import MLP
 from lab.recipe import check_init_loss
-from lab.train import fit_full_batch
+from lab.hooks import GateData, GateHooks, InitCase, PathPair
+from lab.train import evaluate, fit_full_batch
 
 LN2 = math.log(2)  # -log(1/2): the loss of a net that outputs equal logits for the two classes
 N_VAL_SHOWN = 1000  # validation points stored for the data figure (enough to show the rings' shape)
@@ -179,6 +181,22 @@ def widths(cfg: ShallowInitConfig) -> list[int]:
     return [2, *cfg.hidden, 2]
 
 
+def load_data(cfg: ShallowInitConfig, device: torch.device) -> Split:
+    """Two rings: n_train training and n_val validation points, standardised with the training statistics
+    (the raw coordinates ride along in x_train_raw / x_val_raw for the unnormalised arm)."""
+    return rings_split(cfg.n_train, cfg.n_val, cfg.seed).to(device)
+
+
+def make_model(cfg: ShallowInitConfig, init: str, seed: int, device: torch.device, bias: bool = True) -> MLP:
+    """One 2-6-3-2 net on the plain per-model path, initialised from its own seeded generator."""
+    return MLP(widths(cfg), bias=bias, init=init, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
+def make_optimizer(cfg: ShallowInitConfig, model: nn.Module, lr: float | None = None) -> torch.optim.SGD:
+    """Full-batch gradient descent: plain SGD, no momentum, no weight decay (the batched trainer's update)."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr if lr is None else lr)
+
+
 def representative(summary: dict, idx: list[int]) -> int:
     """The member with the median final validation loss (the lower median for an even count)."""
     order = np.argsort(np.asarray(summary["final_val_loss"]), kind="stable")
@@ -278,8 +296,7 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     dev = ctx.device
-    split = rings_split(cfg.n_train, cfg.n_val, cfg.seed).to(dev)
-    raw = rings_split(cfg.n_train, cfg.n_val, cfg.seed, normalize=False).to(dev)
+    split = load_data(cfg, dev)
     seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
     eval_at = log_steps(cfg.steps, cfg.n_eval)
     net = widths(cfg)
@@ -316,8 +333,8 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     # 3. Data scaling and breakers, each relative to the good sigma (Glorot if no sigma was good).
     base = specs[picks["good"]["index"]] if picks["good"]["sigma"] is not None else "glorot"
     xt, yt, xv, yv = split.x_train, split.y_train, split.x_val, split.y_val
-    scaling_arms = [Arm("raw", f"unnormalised (rings centred at ({raw.mean[0]:.1f}, {raw.mean[1]:.1f}))", base,
-                        raw.x_train, yt, raw.x_val, yv, cfg.lr)]
+    scaling_arms = [Arm("raw", f"unnormalised (rings centred at ({split.mean[0]:.1f}, {split.mean[1]:.1f}))", base,
+                        split.x_train_raw, yt, split.x_val_raw, yv, cfg.lr)]
     for f in cfg.scale_factors:
         scaling_arms.append(Arm(f"x{f:g}", f"normalised x {f:g}", base, xt * f, yt, xv * f, yv, cfg.lr))
     shuffle = np.random.default_rng([cfg.seed, 1]).permutation(cfg.n_train)  # its own stream: data draws unchanged
@@ -345,8 +362,8 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
 
     # 4. Cross-check: one member on the plain per-model path (MLP + lab.train.fit_full_batch).
     t = time.perf_counter()
-    model = MLP(net, init=base, generator=torch.Generator().manual_seed(seeds[0])).to(dev)
-    ref = fit_full_batch(model, xt, yt, cfg.steps, cfg.lr, xv, yv)
+    model = make_model(cfg, base, seeds[0], dev)
+    ref = fit_full_batch(model, xt, yt, cfg.steps, cfg.lr, xv, yv, optimizer=make_optimizer(cfg, model))
     timing["one_model_loop"] = time.perf_counter() - t
     member = members[base][0]
     loop_losses = np.asarray(ref["train_loss"])
@@ -363,7 +380,7 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     finding_arms = [(a["label"], a["init"], xt, a) for a in init_arms.values()]
     finding_arms += [(scaling[a.key]["label"], a.init, a.x, scaling[a.key]) for a in scaling_arms]
     for label, spec, x_arm, summary in finding_arms:
-        first = MLP(net, init=spec, generator=torch.Generator().manual_seed(seeds[0])).to(dev)
+        first = make_model(cfg, spec, seeds[0], dev)
         res = check_init_loss(first, x_arm, yt, n_classes=2, rel_tol=cfg.init_loss_tol,
                               name=f"Part 1 loss at init: {label}", scope="finding")
         med = summary["median"]["init_loss"]
@@ -380,12 +397,12 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
         "eval_steps": fit.eval_steps,
         "n_members_sweep": stack.n_members,
         "data": {
-            "mean": raw.mean.tolist(),
-            "std": raw.std.tolist(),
-            "train_raw": np.round(raw.x_train.cpu().numpy(), 4).tolist(),
+            "mean": split.mean.tolist(),
+            "std": split.std.tolist(),
+            "train_raw": np.round(split.x_train_raw.cpu().numpy(), 4).tolist(),
             "train_norm": np.round(split.x_train.cpu().numpy(), 4).tolist(),
             "train_labels": split.y_train.cpu().tolist(),
-            "val_raw": np.round(raw.x_val[:n_show].cpu().numpy(), 4).tolist(),
+            "val_raw": np.round(split.x_val_raw[:n_show].cpu().numpy(), 4).tolist(),
             "val_norm": np.round(split.x_val[:n_show].cpu().numpy(), 4).tolist(),
             "val_labels": split.y_val[:n_show].cpu().tolist(),
         },
@@ -402,5 +419,87 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     return Outcome(metrics=metrics, findings=findings)
 
 
-__all__ = ["Arm", "constant_output", "flat_fraction", "log_steps", "pick_sigmas", "plateau_length", "run", "sigma_grid",
+# The gate (lab.gate) checks this part through the hooks below. GATE_INIT: the net used for the wiring and
+# loss-at-init checks (Glorot: logits near 0 at init, whatever sigma the sweep picks).
+GATE_INIT = "glorot"
+# Batched sweep vs per-model path: slow, good and large sigmas and Glorot, with and without biases, 100 steps.
+GATE_PATH_SPECS = ("normal:0.05", "normal:0.3", "normal:2", "glorot")
+GATE_PATH_STEPS = 100
+
+
+def _crosscheck_paths(cfg: ShallowInitConfig, d: GateData, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Training loss per step (and final validation loss) of train_arm's batched trainer vs make_model +
+    make_optimizer + fit_full_batch, the per-model path run() cross-checks against, on the same seeds."""
+    short = replace(cfg, steps=GATE_PATH_STEPS)
+    seeds = [cfg.seed, cfg.seed + 1]
+    fast, ref = [], []
+    ctx = RunContext(device=device, quiet=True)
+    for spec, bias in [(s, True) for s in GATE_PATH_SPECS] + [("normal:0.3", False)]:
+        arm = Arm("gate", "gate", spec, d.x_train, d.y_train, d.x_val, d.y_val, cfg.lr, bias)
+        _, fit = train_arm(arm, short, seeds, ctx, eval_at=[])
+        for m, seed in enumerate(seeds):
+            fast.append(np.append(fit.train_loss[m], fit.val_loss[m, -1]))
+            model = make_model(cfg, spec, seed, device, bias=bias)
+            loop = fit_full_batch(model, d.x_train, d.y_train, short.steps, cfg.lr, d.x_val, d.y_val,
+                                  optimizer=make_optimizer(cfg, model))
+            ref.append(np.append(np.asarray(loop["train_loss"] + [math.nan] * (short.steps - len(loop["train_loss"]))),
+                                 loop["val_loss"][-1]))
+    return torch.as_tensor(np.stack(fast)), torch.as_tensor(np.stack(ref))
+
+
+def gate_hooks(cfg: ShallowInitConfig, device: torch.device) -> GateHooks:
+    """What the gate checks of this part: closures over this module's own loader, builders and trainers."""
+
+    def data() -> GateData:
+        s = load_data(cfg, device)
+        return GateData(s.x_train, s.y_train, s.x_val, s.y_val, 2, s.x_train_raw, s.x_val_raw,
+                        source=f"two rings, seed {cfg.seed}")
+
+    def build(dropout: bool = True, seed: int | None = None) -> MLP:
+        return make_model(cfg, GATE_INIT, cfg.seed if seed is None else seed, device)
+
+    def step(model, optimizer, x, y):
+        """One full-batch step, through fit_full_batch (the per-model path run() cross-checks)."""
+        return fit_full_batch(model, x, y, 1, cfg.lr, optimizer=optimizer)["train_loss"][0]
+
+    def short_fit(x_tr, y_tr, x_va, y_va) -> dict:
+        """train_arm itself (the batched trainer of the sweep) for cfg.steps steps, one Glorot net."""
+        arm = Arm("gate", "gate", GATE_INIT, x_tr, y_tr, x_va, y_va, cfg.lr)
+        _, fit = train_arm(arm, cfg, [cfg.seed], RunContext(device=device, quiet=True), eval_at=[])
+        return {"acc": float(fit.val_acc[0, -1]), "loss": float(fit.val_loss[0, -1])}
+
+    def stack_member(spec: str):
+        return lambda seed: init_stack(widths(cfg), [spec], [seed], device=device).member(0)
+
+    grid = sigma_grid(cfg)
+    inits = {f"sweep N(0, {sg:g})": InitCase(f"normal:{sg:.4g}", stack_member(f"normal:{sg:.4g}"), "init_stack")
+             for sg in (grid[0], grid[len(grid) // 2], grid[-1])}
+    inits["sweep Glorot"] = InitCase("glorot", stack_member("glorot"), "init_stack")
+    inits["per-model Glorot"] = InitCase("glorot", lambda seed: make_model(cfg, "glorot", seed, device), "make_model")
+    return GateHooks(
+        experiment="shallow_init",
+        label="Part 1",
+        data=data,
+        widths=tuple(widths(cfg)),
+        build_model=build,
+        inits=inits,
+        calibrated_init=True,
+        make_optimizer=lambda model: make_optimizer(cfg, model),
+        optimizer_expected={"type": "SGD", "lr": cfg.lr, "momentum": 0, "weight_decay": 0},
+        train_epoch=step,
+        short_fit=short_fit,
+        fit_rows=(cfg.n_train, min(cfg.n_val, 2_000)),
+        progress_epochs=100,
+        progress_rows=None,
+        evaluate=lambda model, x, y: evaluate(model, x, y),
+        paths={"batched sweep": PathPair(
+            lambda d: _crosscheck_paths(cfg, d, device), tol=1e-4,
+            what=(f"training loss at each of {GATE_PATH_STEPS} steps and final validation loss, batched trainer vs "
+                  f"per-model loop, {len(GATE_PATH_SPECS) + 1} inits x 2 seeds"),
+            fix="lab.batched's hand-written forward/backward/update no longer matches autograd + torch.optim.SGD")},
+        overfit={"n": 10, "steps": 500, "lr": 1e-2},
+    )
+
+
+__all__ = ["Arm", "gate_hooks", "load_data", "make_model", "make_optimizer", "constant_output", "flat_fraction", "log_steps", "pick_sigmas", "plateau_length", "run", "sigma_grid",
            "summarize"]

@@ -1,0 +1,90 @@
+"""What an experiment hands the gate: its own data, builders, train loop, evaluation and fast paths.
+
+    hooks = module.gate_hooks(make_config(name), device)    # lab.gate pairs them with lab.recipe's checks
+
+Every hook is a thin closure over the experiment module's *own* functions, looked up by name when it is
+called, so the gate exercises exactly the code ``run()`` uses (and a bug planted there, by an edit or a
+monkeypatch, reaches the gate). A field left at None means "this experiment has no such piece": the
+checks that need it are simply not part of that experiment's gate. A new experiment in
+``lab/experiments/`` is gated by defining ``gate_hooks(cfg, device) -> GateHooks``; see README.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class GateData:
+    """The experiment's data exactly as its run() feeds the net, plus the same rows before normalisation."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    n_classes: int
+    raw_train: torch.Tensor | None = None  # the same training rows before standardisation (any scale)
+    raw_val: torch.Tensor | None = None
+    x_test: torch.Tensor | None = None  # only where the experiment loads a test split
+    raw_test: torch.Tensor | None = None
+    per_feature: bool = True  # standardised per input feature (rings) or with one scalar over all values (MNIST)
+    source: str = ""  # where the rows come from, for messages ("MNIST training images 0-4,999")
+
+
+@dataclass(frozen=True)
+class InitCase:
+    """One configured initialisation and how the experiment builds a net with it (seeded)."""
+
+    spec: str  # lab.inits spec, e.g. "normal:0.1", "glorot", "he"
+    build: Callable[[int], nn.Module]  # seed -> a fresh net initialised as the experiment does it
+    path: str = ""  # which code path builds it ("MLP", "batched sweep stack", ...), for messages
+
+
+@dataclass(frozen=True)
+class PathPair:
+    """An optimised code path and its plain reference, run on the same inputs; they must agree."""
+
+    run: Callable[[GateData], tuple[torch.Tensor, torch.Tensor]]  # data -> (optimised, reference), same shape
+    tol: float  # max |optimised - reference| / max(1, |reference|)
+    what: str  # what the numbers are, for the message ("training loss over 100 steps, 6 nets")
+    fix: str  # where to look when they disagree
+
+
+@dataclass
+class GateHooks:
+    """Everything the gate may check of one experiment. None = not applicable to this experiment."""
+
+    experiment: str
+    label: str  # short human name used in check names, e.g. "Part 3 (784-800-800-10, MNIST)"
+    data: Callable[[], GateData]  # loaded through the experiment's own loader; cached by the gate per run
+    widths: tuple[int, ...]  # configured Linear widths, input to output
+    build_model: Callable[..., nn.Module]  # build_model(dropout: bool = True) -> the net as run() builds it
+    bias: bool = True  # the configured nets have biases
+    p_input: float = 0.0  # configured dropout on the input ...
+    p_hidden: float = 0.0  # ... and after each hidden layer
+    inits: dict[str, InitCase] = field(default_factory=dict)  # every init the experiment configures
+    calibrated_init: bool = False  # build_model()'s loss at init must be ~ln C (else it is a finding)
+    stable_inits: tuple[str, ...] = ()  # keys of ``inits`` whose deep activations must stay stable
+    activation_stats: Callable[[nn.Module, torch.Tensor], dict] | None = None  # the experiment's own recorder
+    make_optimizer: Callable[[nn.Module], torch.optim.Optimizer] | None = None
+    optimizer_expected: dict[str, Any] | None = None  # {"type": "AdamW", "lr": ..., "weight_decay": ...}
+    # The experiment's own training loop over (x, y) once: one epoch of minibatches, or one full-batch step.
+    train_epoch: Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor], float] | None = None
+    batch_size: int | None = None  # minibatch size of train_epoch (None: full batch)
+    # A short training run through the experiment's own loop: (x_tr, y_tr, x_val, y_val) -> {"acc", "loss"}.
+    short_fit: Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], dict] | None = None
+    fit_rows: tuple[int, int] | None = None  # (train, validation) rows short_fit gets; None = all of them
+    progress_epochs: int = 3  # passes of train_epoch in the loss-decreases and finite-training checks ...
+    progress_rows: int | None = 500  # ... over this many training rows (None = all)
+    evaluate: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict] | None = None
+    # Monte-Carlo ensemble: (model, x, k, seed) -> averaged logits of k train-mode members.
+    ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor] | None = None
+    paths: dict[str, PathPair] = field(default_factory=dict)  # optimised path vs plain reference
+    overfit: dict[str, Any] | None = None  # {"n": examples, "steps": ..., "lr": ...} for overfit-one-batch
+
+
+__all__ = ["GateData", "GateHooks", "InitCase", "PathPair"]
