@@ -36,6 +36,8 @@ from lab.recipe import (
     check_dropout_rates,
     check_dropout_scaling,
     check_ensemble_reduces_to_eval,
+    check_ensemble_stochastic,
+    check_epoch_coverage,
     check_eval_determinism,
     check_evaluate,
     check_finite_inputs,
@@ -52,12 +54,13 @@ from lab.recipe import (
     check_overfit_batch,
     check_params_update,
     check_paths_agree,
+    check_split_scores,
     check_step_matches_reference,
 )
 from lab.results import CheckResult, GateRecord, provenance, save_checks
 
 WIRING_ROWS = 64  # validation rows fed to the wiring checks (architecture, layers, gradients, mixing)
-EVAL_ROWS = 1_000  # rows for the evaluate() and ensemble checks
+EVAL_ROWS = 1_000  # rows for the ensemble checks; evaluate() gets every validation row (its chunking included)
 
 
 class Session:
@@ -230,8 +233,18 @@ def _evaluate(s, h, _):
     d = s.data(h.experiment)
     with torch.random.fork_rng(devices=_cuda(s)):
         torch.manual_seed(0)
-        return check_evaluate(h.evaluate, h.build_model(), d.x_val[:EVAL_ROWS], d.y_val[:EVAL_ROWS],
+        return check_evaluate(h.evaluate, h.build_model(), d.x_val, d.y_val,
                               name=_name(h, "evaluate() deterministic, restores the mode, exact loss and error"))
+
+
+def _split_scores(s, h, _):
+    d = s.data(h.experiment)
+    model = h.build_model()
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)
+        scores = h.split_scores(model, d)
+    return check_split_scores(scores, model, {"train": (d.x_train, d.y_train), "validation": (d.x_val, d.y_val)},
+                              name=_name(h, "recorded train/validation scores are those of their split"))
 
 
 def _ensemble(s, h, _):
@@ -240,7 +253,23 @@ def _ensemble(s, h, _):
                                           name=_name(h, "Monte-Carlo ensemble code = eval prediction at p = 0"))
 
 
+def _ensemble_stochastic(s, h, _):
+    d = s.data(h.experiment)
+    return check_ensemble_stochastic(h.ensemble, h.build_model(), d.x_val[:EVAL_ROWS],
+                                     name=_name(h, "Monte-Carlo members are random dropout nets, reproducible per seed"))
+
+
 # --- optimisation ------------------------------------------------------------------------------------------
+
+def _coverage(s, h, _):
+    d = s.data(h.experiment)
+    x, y = _rows(d.x_train, h.progress_rows), _rows(d.y_train, h.progress_rows)
+    model, opt = _fresh(h)
+    with torch.random.fork_rng(devices=_cuda(s)):
+        torch.manual_seed(0)
+        return check_epoch_coverage(model, opt, h.train_epoch, x, y,
+                                    name=_name(h, "one training pass feeds every training row exactly once"))
+
 
 def _optimizer(s, h, _):
     model, opt = _fresh(h)
@@ -355,6 +384,7 @@ CHECKS: list[GateCheck] = [
               lambda h: list(h.stable_inits)),
     GateCheck("activation_record", lambda h: h.activation_stats is not None, _activation_record),
     GateCheck("optimizer", lambda h: h.make_optimizer is not None and h.optimizer_expected is not None, _optimizer),
+    GateCheck("epoch_coverage", _trains, _coverage),
     GateCheck("loss_decreases", _trains, _loss_decreases),
     GateCheck("params_update", _trains, _params_update),
     GateCheck("finite_training", _trains, _finite_training),
@@ -364,7 +394,9 @@ CHECKS: list[GateCheck] = [
     GateCheck("dropout_rates", lambda h: _has_dropout(h) and _trains(h), _dropout_rates),
     GateCheck("dropout_scaling", lambda h: _has_dropout(h) and _trains(h), _dropout_scaling),
     GateCheck("evaluate", lambda h: h.evaluate is not None, _evaluate),
+    GateCheck("split_scores", lambda h: h.split_scores is not None, _split_scores),
     GateCheck("ensemble_p0", lambda h: h.ensemble is not None, _ensemble),
+    GateCheck("ensemble_members", lambda h: h.ensemble is not None and _has_dropout(h), _ensemble_stochastic),
     GateCheck("path", lambda h: bool(h.paths), _path, lambda h: list(h.paths)),
 ]
 _BY_KEY = {c.key: c for c in CHECKS}
@@ -442,7 +474,8 @@ def gate_code_version() -> str:
     from lab.runner import code_version
 
     h = hashlib.sha256(code_version().encode())
-    h.update((PROJECT_ROOT / "lab" / "gate.py").read_bytes())
+    for name in ("gate.py", "hooks.py"):
+        h.update((PROJECT_ROOT / "lab" / name).read_bytes())
     return h.hexdigest()[:16]
 
 

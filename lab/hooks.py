@@ -81,6 +81,9 @@ class GateHooks:
     progress_epochs: int = 3  # passes of train_epoch in the loss-decreases and finite-training checks ...
     progress_rows: int | None = 500  # ... over this many training rows (None = all)
     evaluate: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict] | None = None
+    # The per-split numbers the experiment records for a model (what its curves and tables show):
+    # (model, data) -> {"train": {"loss", "error_pct"}, "validation": {...}}.
+    split_scores: Callable[[nn.Module, GateData], dict[str, dict]] | None = None
     # Monte-Carlo ensemble: (model, x, k, seed) -> averaged logits of k train-mode members.
     ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor] | None = None
     paths: dict[str, PathPair] = field(default_factory=dict)  # optimised path vs plain reference

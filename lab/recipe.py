@@ -273,8 +273,9 @@ def _mode(model: nn.Module) -> str:
     return "train" if model.training else "eval"
 
 
-def _cell(x: float) -> str:
-    return f"{x:.3g}"
+def _g(value) -> str:
+    """A hyperparameter for a message: 0.003 rather than 0.0030000000000000005."""
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 # --- data --------------------------------------------------------------------------------------------------
@@ -326,9 +327,11 @@ def check_normalized_with_train_stats(
     per_feature: bool = True,
     name: str = "validation normalised with the training statistics",
     scope: str = "gate",
+    max_rows: int = 2_000,
 ) -> CheckResult:
-    """Every split must be (raw - mean_train) / std_train, with the statistics recomputed from the raw
-    training rows. ``parts``: split name -> (as the net sees it, the same rows raw)."""
+    """Every split must be (raw - mean_train) / std_train, with the statistics recomputed from all raw
+    training rows. ``parts``: split name -> (as the net sees it, the same rows raw). The first ``max_rows``
+    rows of each split are compared: a wrong transform is wrong on every row."""
     worst, where = 0.0, []
     for part, (x, raw) in parts.items():
         if raw is None or x is None:
@@ -337,6 +340,7 @@ def check_normalized_with_train_stats(
             where.append(f"{part}: {x.shape[0]} rows but {raw.shape[0]} raw rows")
             worst = math.inf
             continue
+        x, raw = x[:max_rows], raw[:max_rows]
         expected, rel = _standardize_like(raw_train, raw, per_feature)
         diff = (x.detach().double().reshape(x.shape[0], -1) - expected).abs()
         tol = NORM_ATOL + 1.01 * rel * float(expected.abs().max())
@@ -601,6 +605,33 @@ def check_evaluate(evaluate: Callable[[nn.Module, torch.Tensor, torch.Tensor], d
                        f"loss {loss:.4g}, error {err:.3g} %", detail, scope)
 
 
+def check_split_scores(scores: dict[str, dict], model: nn.Module, splits: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                       name: str = "recorded scores belong to their split", scope: str = "gate") -> CheckResult:
+    """The loss and error the experiment records for each split must be those of that split (eval mode):
+    catches a train/validation mix-up where numbers are assembled for the curves and tables."""
+    was = model.training
+    model.eval()
+    problems, cells = [], []
+    with torch.no_grad():
+        for split, (x, y) in splits.items():
+            logits = model(x)
+            loss = float(F.cross_entropy(logits, y))
+            err = 100.0 * float((logits.argmax(1) != y).double().mean())
+            got = scores.get(split)
+            if got is None:
+                problems.append(f"no {split} scores recorded")
+                continue
+            cells.append(f"{split} {got['loss']:.4g} / {got['error_pct']:.3g} %")
+            if not math.isclose(got["loss"], loss, rel_tol=1e-4, abs_tol=1e-6) or abs(got["error_pct"] - err) > 1e-6:
+                problems.append(f"{split}: recorded loss {got['loss']:.5g}, error {got['error_pct']:.4g} %, but that split "
+                                f"gives {loss:.5g} and {err:.4g} %")
+    model.train(was)
+    detail = "loss / error per split as recorded: " + ", ".join(cells) if not problems else (
+        "; ".join(problems) + ": the numbers recorded for the curves and tables are not the split's own (a train/"
+        "validation mix-up, or scored in the wrong mode)")
+    return CheckResult(name, not problems, ", ".join(cells) or "none", "recomputed per split", detail, scope)
+
+
 def check_ensemble_reduces_to_eval(
     ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor], model_p0: nn.Module, x: torch.Tensor,
     k: int = 3, name: str = "Monte-Carlo ensemble = eval prediction at p = 0", scope: str = "gate",
@@ -626,6 +657,52 @@ def check_ensemble_reduces_to_eval(
     return CheckResult(name, passed, f"max |diff| {diff:.3g}", f"<= {tol:.2g}", detail, scope)
 
 
+def check_ensemble_stochastic(
+    ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor], model: nn.Module, x: torch.Tensor,
+    name: str = "Monte-Carlo members are random dropout nets, reproducible per mask seed", scope: str = "gate",
+) -> CheckResult:
+    """With dropout on, one-member ensembles of two mask seeds must differ from each other and from the eval
+    prediction (the members really are thinned nets), and the same mask seed must give the same member."""
+    was = model.training
+    a, again, b = ensemble(model, x, 1, 0), ensemble(model, x, 1, 0), ensemble(model, x, 1, 1)
+    model.eval()
+    with torch.no_grad():
+        ref = model(x)
+    model.train(was)
+    problems = []
+    if torch.equal(a, b):
+        problems.append("two mask seeds gave the same member (the mask seed is ignored, or no dropout is drawn)")
+    if a.shape == ref.shape and torch.allclose(a, ref, atol=1e-6, rtol=1e-5):
+        problems.append("a member equals the eval-mode net (dropout off while sampling: model.train() missing?)")
+    if not torch.equal(a, again):
+        problems.append("the same mask seed gave different members (masks not drawn from the seeded generator)")
+    diff = float((a - b).abs().max()) if a.shape == b.shape else math.inf
+    detail = f"max |member(seed 0) - member(seed 1)| {diff:.3g}; same seed identical" if not problems else (
+        "; ".join(problems))
+    return CheckResult(name, not problems, f"member difference {diff:.3g}", "> 0, same seed = same member", detail, scope)
+
+
+def check_epoch_coverage(model: nn.Module, optimizer: torch.optim.Optimizer, train_epoch: TrainEpoch,
+                         x: torch.Tensor, y: torch.Tensor, name: str = "one epoch feeds every training row once",
+                         scope: str = "gate") -> CheckResult:
+    """The rows the model receives during one pass of the experiment's loop must be exactly the training
+    rows, each once (no row skipped, repeated or cut off by the minibatch slicing)."""
+    with Tap(model) as tap:
+        train_epoch(model, optimizer, x, y)
+    fed = torch.cat([t.reshape(t.shape[0], -1) for t in tap.model_in]) if tap.model_in else x[:0]
+    want, got = sorted(_row_hashes(x)), sorted(_row_hashes(fed))
+    distinct = len(set(got))
+    passed = want == got
+    detail = f"{len(got):,} rows fed in {len(tap.model_in)} forward call(s), {distinct:,} distinct, of {len(want):,}"
+    if not passed:
+        detail += (": the loop skips, repeats or invents rows (minibatch slicing, sampling with replacement, an "
+                   "epoch cut short?); iterate over a permutation of all rows")
+    return CheckResult(name, passed, f"{len(got):,} fed, {distinct:,} distinct", f"{len(want):,} once each", detail, scope)
+
+
+TrainEpoch = Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor], object]
+
+
 # --- optimisation --------------------------------------------------------------------------------------------
 
 def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, expected: dict,
@@ -642,7 +719,7 @@ def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, expected
         got = group.get(key)
         same = got == want if not isinstance(want, float) else (got is not None and math.isclose(got, want, rel_tol=1e-9))
         if not same:
-            problems.append(f"{key} {got} instead of {want}")
+            problems.append(f"{key} {_g(got)} instead of {_g(want)}")
     in_opt = [p for g in optimizer.param_groups for p in g["params"]]
     ids = [id(p) for p in in_opt]
     model_ids = {id(p) for p in model.parameters()}
@@ -653,10 +730,10 @@ def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module, expected
         problems.append("a parameter is listed twice")
     if any(i not in model_ids for i in ids):
         problems.append("it optimises tensors that are not the model's (built for another model?)")
-    shown = ", ".join(f"{k} {group.get(k)}" for k in expected if k != "type")
+    shown = ", ".join(f"{k} {_g(group.get(k))}" for k in expected if k != "type")
     detail = f"{kind}, {shown}, {len(set(ids))} parameter tensors" if not problems else (
         "; ".join(problems) + ": fix the optimiser builder")
-    want = ", ".join(f"{k} {v}" for k, v in expected.items())
+    want = ", ".join(f"{k} {_g(v)}" for k, v in expected.items())
     return CheckResult(name, not problems, f"{kind}, {shown}", want, detail, scope)
 
 
@@ -667,9 +744,6 @@ def _eval_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         loss = float(F.cross_entropy(model(x), y))
     model.train(was)
     return loss
-
-
-TrainEpoch = Callable[[nn.Module, torch.optim.Optimizer, torch.Tensor, torch.Tensor], object]
 
 
 def check_loss_decreases(model: nn.Module, optimizer: torch.optim.Optimizer, train_epoch: TrainEpoch,
@@ -766,7 +840,7 @@ def _kurtosis(v: torch.Tensor) -> float:
     return float((c**4).mean()) / var**2 if var > 0 else math.nan
 
 
-def check_init_statistics(build: Callable[[int], nn.Module], spec: str, n_target: int = 20_000, max_draws: int = 400,
+def check_init_statistics(build: Callable[[int], nn.Module], spec: str, n_target: int = 5_000, max_draws: int = 200,
                           name: str = "init matches the configured distribution", scope: str = "gate") -> CheckResult:
     """Per layer, weights pooled over seeded draws have mean 0 and the std the init prescribes (within
     INIT_SIGMAS standard errors), the right shape (normal vs uniform by kurtosis), zero biases; the same seed
@@ -889,6 +963,8 @@ __all__ = [
     "check_dropout_rates",
     "check_dropout_scaling",
     "check_ensemble_reduces_to_eval",
+    "check_ensemble_stochastic",
+    "check_epoch_coverage",
     "check_eval_determinism",
     "check_evaluate",
     "check_finite_inputs",
@@ -905,6 +981,7 @@ __all__ = [
     "check_overfit_batch",
     "check_params_update",
     "check_paths_agree",
+    "check_split_scores",
     "check_step_matches_reference",
     "linear_layers",
     "measure_dropout",

