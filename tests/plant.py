@@ -47,9 +47,14 @@ def plant(monkeypatch, qualname: str, old: str, new: str) -> None:
     source = textwrap.dedent(inspect.getsource(original))  # from the first decorator line: decorators re-apply
     if source.count(old) != 1:
         raise AssertionError(f"{qualname}: the snippet to replace occurs {source.count(old)} times, not once: {old!r}")
+    source = source.replace(old, new)
     namespace: dict = {}
-    exec(compile(source.replace(old, new), inspect.getsourcefile(original), "exec"), module.__dict__, namespace)
-    patched = namespace[attr]
+    if inspect.isclass(owner):
+        # A method may call super() with no arguments: that needs a __class__ cell, which only a class body or
+        # an enclosing function binding __class__ provides. Compile the method inside such a function.
+        source = "def _plant_factory(__class__):\n" + textwrap.indent(source, "    ") + f"    return {attr}\n"
+    exec(compile(source, inspect.getsourcefile(original), "exec"), module.__dict__, namespace)
+    patched = namespace["_plant_factory"](owner) if inspect.isclass(owner) else namespace[attr]
     monkeypatch.setattr(owner, attr, patched)
     if owner is module:  # modules that did `from module import attr` hold the original object too
         for name, mod in list(sys.modules.items()):

@@ -122,7 +122,7 @@ MUTATIONS = [
              "dropout.batch_independence", "mix"),
     Mutation("record_pre_relu", "activations recorded before the ReLU", "lab.models.MLP.forward",
              "        h = torch.relu(layer(h))\n        if record is not None:\n            record.append(h)\n",
-             "        z = layer(h)\n        if record is not None:\n            record.append(z)\n        h = torch.relu(z)\n",
+             "        z = layer(h)\n        h = torch.relu(z)\n        if record is not None:\n            record.append(z)\n",
              "deep_init.activation_record", "reads the wrong tensor"),
     # --- dropout ------------------------------------------------------------------------------------------
     Mutation("no_inverted_scale", "inverted dropout's 1/(1-p) scale dropped", "lab.dropout.dropout",
@@ -136,6 +136,9 @@ MUTATIONS = [
     Mutation("hidden_rate_swapped", "dropout rates passed to the model swapped", "lab.experiments.dropout.make_model",
              "p_input=p_input, p_hidden=p_hidden", "p_input=p_hidden, p_hidden=p_input",
              "dropout.dropout_rates", "configured"),
+    Mutation("hidden_rate_from_input", "hidden dropout layers built with the input's rate", "lab.models.MLP.__init__",
+             "Dropout(p_hidden, inplace=True) if p_hidden > 0", "Dropout(p_input, inplace=True) if p_hidden > 0",
+             "dropout.dropout_rates", "hidden 1 drops 0.2"),
     Mutation("inplace_unscaled", "Monte-Carlo (no_grad, in-place) masks not rescaled", "lab.dropout.dropout",
              "return x.mul_(mask).mul_(scale)", "return x.mul_(mask)",
              "dropout.path[in-place Monte-Carlo pass]", "in-place branch"),
@@ -157,6 +160,8 @@ MUTATIONS = [
              "lab.experiments.dropout.mc_ensemble", "            sum_logits += logits\n",
              "            sum_logits = logits\n", "dropout.ensemble_p0", "does not reduce to the plain net"),
     # --- init -----------------------------------------------------------------------------------------------
+    Mutation("init_not_applied", "the configured init never applied (PyTorch's default stays)", "lab.models.MLP.__init__",
+             "        self.apply(make_init(init, generator))\n", "        pass\n", "dropout.init[N(0, 0.1)]", "weight std"),
     Mutation("sigma_squared", "N(0, sigma^2) drawn instead of N(0, sigma)", "lab.inits.init_weight_",
              "nn.init.normal_(weight, 0.0, spec.param, generator=g)",
              "nn.init.normal_(weight, 0.0, spec.param ** 2, generator=g)", "dropout.init[N(0, 0.1)]", "weight std"),
