@@ -191,6 +191,12 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for name, want_dir in (("index.html", False), ("report.md", False), ("figures", True)):
+        path = out / name
+        if path.exists() and path.is_dir() != want_dir:
+            kind = "a folder" if path.is_dir() else "a file"
+            raise LabError(f"{path} is {kind} where the report's {'folder' if want_dir else 'file'} belongs; move it "
+                           "away and rerun")
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         ctx = build_context(out, staging, warn)

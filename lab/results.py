@@ -112,7 +112,7 @@ def load_json(path: Path, fix: str = "delete it and rerun") -> Any:
     except FileNotFoundError:
         raise LabError(f"{path}: not found") from None
     except IsADirectoryError:
-        raise LabError(f"{path}: is a folder where a JSON file belongs; move it away and rerun") from None
+        raise LabError(f"{path}: is a folder, not a JSON file; {fix}") from None
     except UnicodeDecodeError as exc:
         raise LabError(f"{path}: not UTF-8 text (byte {exc.start}); {fix}") from None
     except json.JSONDecodeError as exc:
