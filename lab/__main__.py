@@ -50,12 +50,25 @@ def _common(p: argparse.ArgumentParser, profile: bool = True) -> None:
     if profile:
         p.add_argument("--profile", default="full", help="quick (smoke size, ~1 min) or full (the lab's protocol) [default: full]")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}; auto = cuda when present [default: auto]")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder; results go to OUT/data [default: {DEFAULT_OUT}]")
+    p.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder; results go to OUT/data [default: {DEFAULT_OUT}]")
     p.add_argument("--quiet", action="store_true", help="no progress bars [default: bars on a terminal]")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line like every other user error (exit 2), pointing at --help for the options."""
+
+    def error(self, message: str):
+        raise LabError(f"{message} (see {self.prog} --help)")
+
+
+def _out_folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty path")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,check,report,pdf}")
 
     sub.add_parser("list", help="list experiments and their settings (with the profile's values)").add_argument(
@@ -75,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(check, profile=False)
 
     report = sub.add_parser("report", help="render OUT/index.html and OUT/report.md from saved results")
-    report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
+    report.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
 
     pdf = sub.add_parser("pdf", help="print the rendered OUT/index.html to OUT/report.pdf (headless Chromium)")
-    pdf.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
+    pdf.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
     return parser
 
 
@@ -231,7 +244,7 @@ def os_error_line(exc: OSError) -> str:
     """One line for any OSError: the path(s) it concerns, the system's reason, and what to do about it."""
     paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
     reason = exc.strerror or str(exc) or type(exc).__name__
-    return f"{paths + ': ' if paths else ''}{reason}; {_fix_for(exc, '--out (or LAB_DATA_DIR for data)')}"
+    return f"{paths + ': ' if paths else ''}{reason}; {_fix_for(exc, '--out')}"
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -292,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
     except SystemExit:
-        raise  # argparse: --help (0) and usage errors (2) print their own text
+        raise  # argparse's --help and --version
     except BrokenPipeError:
         try:  # the reader of our output went away (`... | head`): nothing to report to anyone
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -307,8 +320,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_USER_ERROR
         if _is_out_of_memory(exc):
             first = (str(exc).strip().splitlines() or [""])[0][:160]
-            print(f"error: out of memory ({first}); lower the sizes with --set (python -m lab list shows them) or "
-                  "free memory", file=sys.stderr)
+            print(f"error: out of memory{f' ({first})' if first else ''}; lower the sizes with --set (python -m lab "
+                  "list shows them) or free memory", file=sys.stderr)
             return EXIT_USER_ERROR
         print(f"error: {_internal_error(exc)}", file=sys.stderr)
         return EXIT_INTERNAL

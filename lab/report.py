@@ -24,7 +24,7 @@ from lab import TEMPLATES_DIR
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
-from lab.runner import current_key, rerun_command, rerun_hint, result_path
+from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
 
 TITLE = "Training from Scratch: Initialization & Regularization"
@@ -87,25 +87,26 @@ def code_check(results: dict[str, ExperimentResult]) -> dict[str, bool | None]:
     return same
 
 
-def build_context(out: Path, staging: Path, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+def build_context(out: Path, staging: Path) -> dict[str, Any]:
     gate = load_gate(out)
     checks = gate.checks
     results, bench = gather(out)
     if not results:
         raise LabError(f"no experiment results in {Path(out) / 'data'}: run python -m lab run all first")
     same_code = code_check(results)
+    warnings = []  # told only once the report is in place: a failed render prints its one error line alone
     for name, same in same_code.items():
-        if same is False and warn:
+        if same is False:
             cmd = rerun_command(name, results[name].config, results[name].provenance["profile"],
                                 results[name].provenance["device"], out)
-            warn(f"{result_path(out, name)} was computed by other code or another torch than this checkout; rendered "
-                 f"as it is{f' (to refresh it: {cmd})' if cmd else ''}")
+            warnings.append(f"{result_path(out, name)} was computed by other code or another torch than this "
+                            f"checkout; rendered as it is{f' (to refresh it: {cmd})' if cmd else ''}")
     sink = FigureSink(staging / "figures")
     sections: list[Section] = []
     for name, (part, title) in EXPERIMENTS.items():
         if name in results:
             r = results[name]
-            if same_code[name]:  # rerunning the same code would give the same file: the fault is in rendering
+            if made_by_this_code(r):  # rerunning would give the same file: the fault is in rendering
                 fix = (f"this checkout computed it, so rerunning will not help: a bug in lab/sections/{name}.py "
                        "(LAB_DEBUG=1 python -m lab report shows the traceback)")
             else:
@@ -145,6 +146,7 @@ def build_context(out: Path, staging: Path, warn: Callable[[str], None] | None =
         "sections": [_section_view(s) for s in sections],
         "results": results,
         "same_code": same_code,
+        "warnings": warnings,
         "perf": perf,
     }
 
@@ -199,7 +201,7 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
                            "away and rerun")
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
-        ctx = build_context(out, staging, warn)
+        ctx = build_context(out, staging)
         env = template_env()
         html = env.get_template("report.html.j2").render(**ctx)
         md = env.get_template("report.md.j2").render(**ctx)
@@ -207,6 +209,8 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
         atomic_write_text(staging / "report.md", md)
         with _signals_deferred():
             _swap_in(staging, out)
+        for message in ctx["warnings"] if warn else ():
+            warn(message)
     except jinja2.UndefinedError as exc:
         raise LabError(f"template error, report not rendered: {exc.message}") from None
     finally:

@@ -21,7 +21,7 @@ from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config
 from lab.context import RunContext
 from lab.errors import LabError
 from lab.experiments import get_experiment
-from lab.results import ExperimentResult, load_result, provenance, save_result
+from lab.results import ExperimentResult, load_result, provenance, save_result, to_jsonable
 
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
@@ -55,6 +55,22 @@ def current_key(result: ExperimentResult) -> str | None:
     if device not in ("cpu", "cuda"):
         return None
     return cache_key(result.experiment, result.config, device)
+
+
+def content_digest(metrics: Any, findings: Any) -> str:
+    """Hash of what a results file measured, as saved: a file edited or damaged afterwards no longer matches."""
+    text = json.dumps({"metrics": metrics, "findings": findings}, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def made_by_this_code(result: ExperimentResult) -> bool | None:
+    """True: this checkout (code, torch, config) computed exactly these numbers; False: other code, or the file was
+    changed after it was written; None: cannot tell (the device type is unknown)."""
+    key = current_key(result)
+    if key is None:
+        return None
+    digest = result.provenance.get("content_digest")
+    return key == result.provenance.get("cache_key") and digest == content_digest(result.metrics, result.findings)
 
 
 def _cli_value(value: Any) -> str:
@@ -105,6 +121,8 @@ def rerun_command(name: str, config: Any, profile: Any, device: Any = None, out:
 def rerun_hint(name: str, path: Path, out: Path | None = None) -> str:
     """How to replace a results file this code cannot use, keeping what was asked for when the file says it."""
     try:
+        if not Path(path).is_file():  # a folder, a FIFO (reading would block): nothing to learn from it
+            raise ValueError(path)
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
         cmd = rerun_command(name, raw.get("config"), raw.get("provenance", {}).get("profile"),
                             raw.get("provenance", {}).get("device"), out)
@@ -180,19 +198,20 @@ def run_experiment(
         start = time.perf_counter()
         outcome = module.run(cfg, ctx)
         wall = time.perf_counter() - start
+    metrics, findings = to_jsonable(outcome.metrics), [f.to_dict() for f in outcome.findings]
     result = ExperimentResult(
         experiment=name,
         config=cfg_dict,
-        metrics=outcome.metrics,
-        findings=[f.to_dict() for f in outcome.findings],
+        metrics=metrics,
+        findings=findings,
         provenance=provenance(
             seed=cfg.seed, profile=ctx.profile, device=str(ctx.device), wall_time_s=wall, cache_key=key,
-            code_version=code_version(),
+            code_version=code_version(), content_digest=content_digest(metrics, findings),
         ),
     )
     save_result(result, path)
     return load_result(path, name), False  # reload: callers see exactly what the JSON holds
 
 
-__all__ = ["cache_key", "code_version", "current_key", "rerun_command", "rerun_hint", "result_path",
+__all__ = ["cache_key", "code_version", "content_digest", "current_key", "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
            "run_experiment"]
