@@ -39,11 +39,12 @@ def pytest_configure(config):
     path = config.getoption("--checks-json")
     if not path:
         return
-    from lab.outdir import clean_leftovers, lock_out
+    from lab.outdir import clean_leftovers, lock_out, refuse_non_file
 
     signal.signal(signal.SIGTERM, _terminated)
     out = _report_folder(path)
     try:
+        refuse_non_file(Path(path), "the gate record")
         _HELD.enter_context(lock_out(out))
         clean_leftovers(out)
     except (LabError, OSError) as exc:

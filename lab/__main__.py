@@ -38,7 +38,7 @@ from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config, pa
 from lab.context import DEVICE_CHOICES, RunContext, resolve_device  # noqa: E402
 from lab.errors import LabError  # noqa: E402
 from lab.experiments import EXPERIMENTS, expand_names  # noqa: E402
-from lab.outdir import clean_leftovers, lock_out  # noqa: E402
+from lab.outdir import clean_leftovers, lock_out, refuse_non_file  # noqa: E402
 
 EXIT_GATE_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -167,6 +167,7 @@ def cmd_check(args) -> int:
 
     device = resolve_device(args.device)
     _check_writable(args.out)
+    refuse_non_file(checks_path(args.out), "the gate record")
     with _locked(args.out):
         start = time.perf_counter()
         names = gate_names()

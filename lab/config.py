@@ -20,7 +20,9 @@ EXPERIMENT_ORDER = ("shallow_init", "deep_init", "dropout")
 PROFILES = ("quick", "full")
 
 
-SEED_LIMIT = 2**63  # seeds feed numpy and torch generators: non-negative and within a signed 64-bit integer
+# Seeds feed numpy and torch generators, and experiments derive more as 1000 * seed + k: below 2**53 every derived
+# seed fits torch's 64-bit seed (and JSON readers in any language keep the seed exact).
+SEED_LIMIT = 2**53
 
 # Element budgets for the products of sizes that decide the largest tensors (float32: 4 bytes each). They keep
 # a run on a laptop-sized machine and, above all, make an oversized request fail before any work starts
@@ -45,7 +47,8 @@ def _check_common(cfg: Any) -> None:
             if isinstance(v, float) and not math.isfinite(v):
                 raise LabError(f"{f.name} must be a finite number, got {v}")
     seed = getattr(cfg, "seed", 0)
-    _check(0 <= seed < SEED_LIMIT, f"seed must be in [0, 2**63), got {seed}")
+    _check(0 <= seed < SEED_LIMIT, f"seed must be in [0, 2**53) (derived seeds 1000 * seed + k must fit 64 bits), "
+           f"got {seed}")
     for key, (limit, why) in getattr(cfg, "LIMITS", {}).items():
         field_name = key.removeprefix("len:")
         value = getattr(cfg, field_name)

@@ -54,6 +54,13 @@ def lock_out(out: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def refuse_non_file(path: Path, what: str) -> None:
+    """Before any work: a folder (or FIFO...) where ``what`` will be written would only fail at the very end."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise LabError(f"{path} is not a file (a folder?) where {what} belongs; move it away and rerun")
+
+
 def clean_leftovers(out: Path) -> list[Path]:
     """Remove staging folders and temp files that killed runs left under OUT and OUT/data (hold the lock)."""
     out = Path(out)
@@ -95,4 +102,4 @@ def folder_lock(folder: Path) -> Iterator[None]:
         os.close(fd)
 
 
-__all__ = ["LOCK_NAME", "clean_leftovers", "clean_temp_files", "folder_lock", "lock_out"]
+__all__ = ["LOCK_NAME", "clean_leftovers", "clean_temp_files", "folder_lock", "lock_out", "refuse_non_file"]

@@ -90,7 +90,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.filename in (None, tmp):
-            exc.filename = str(path)  # a full disk fails in write/fsync, which name no file: name the target
+            # a full disk fails in write/fsync, which name no file, or names our temp file: name the target
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

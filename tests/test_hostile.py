@@ -241,9 +241,9 @@ HOLD_LOCK = "hold-lock"  # marker in a case's setup column: the test holds OUT's
 # (id, setup, argv ({out} and {tmp} are filled in), regex the error line must match)
 CASES = [
     # --- every value a user can pass is range-checked before work starts
-    ("seed-negative", _nothing, R + ["deep_init", "--seed", "-1"], r"seed must be in \[0, 2\*\*63\)"),
-    ("seed-2**64", _nothing, R + ["deep_init", "--seed", str(2**64)], r"seed must be in \[0, 2\*\*63\)"),
-    ("seed-2**63-all", _nothing, R + ["all", "--seed", str(2**63)], r"seed must be in"),
+    ("seed-negative", _nothing, R + ["deep_init", "--seed", "-1"], r"seed must be in \[0, 2\*\*53\)"),
+    ("seed-2**64", _nothing, R + ["deep_init", "--seed", str(2**64)], r"seed must be in \[0, 2\*\*53\)"),
+    ("seed-2**53-all", _nothing, R + ["all", "--seed", str(2**53)], r"seed must be in"),
     ("set-seed-negative", _nothing, R + ["shallow_init", "--set", "seed=-5"], r"seed must be in"),
     ("lr-nan", _nothing, R + ["shallow_init", "--set", "lr=nan"], r"lr must be a finite number"),
     ("lr-inf", _nothing, R + ["shallow_init", "--set", "lr=inf"], r"lr must be a finite number, got inf"),
@@ -304,6 +304,7 @@ CASES = [
      r"recorded for other code"),
     ("checks-not-utf8", _replace("checks.json", b"\xff\xfe"), ["report"], r"checks\.json: not UTF-8 text"),
     ("checks-a-folder", _replace("checks.json", None), ["report"], r"checks\.json: is a folder"),
+    ("checks-a-folder-check", _replace("checks.json", None), ["check"], r"checks\.json is not a file .*gate record"),
     ("checks-wrong-shape", _edit("checks.json", _set("checks", "all passed")), ["report"], r"not a checks file"),
     ("checks-passed-a-string", _edit("checks.json", lambda d: (d["checks"][0].update(passed="yes"), d)[1]),
      ["report"], r"malformed checks file"),
@@ -400,6 +401,17 @@ def test_fully_diverged_part_renders_marked_as_diverged(argv, part_heading, out,
     assert len(list((out / "figures").glob(f"{prefix}*.png"))) >= 3
     changed = argv[0] + ".json"
     assert all((out / "data" / n).read_bytes() == b for n, b in before.items() if n != changed)
+
+
+def test_the_largest_seed_runs_every_part(tmp_path, capsys):
+    """Experiments derive seeds (1000 * seed + k): the largest seed accepted must work everywhere."""
+    tiny = [f"--set={kv}" for kv in ("shallow_init.n_sigmas=3", "shallow_init.n_seeds=1", "shallow_init.steps=20",
+                                     "shallow_init.early_step=10", "deep_init.n_samples=20", "dropout.epochs=1",
+                                     "dropout.n_train=100", "dropout.n_val=100", "dropout.n_mc=100", "dropout.k_max=2")]
+    assert main(["run", "all", "--seed", str(2**53 - 1), "--out", str(tmp_path), *QUICK, *tiny]) == 0, \
+        capsys.readouterr().err
+    assert all(load_result(tmp_path / "data" / f"{n}.json", n).provenance["seed"] == 2**53 - 1
+               for n in ("shallow_init", "deep_init", "dropout"))
 
 
 @pytest.mark.filterwarnings("ignore:Data has no positive values")
