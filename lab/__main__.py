@@ -332,4 +332,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: a late Ctrl-C changes nothing any more
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)

@@ -151,8 +151,8 @@ class ShallowInitConfig:
         "n_seeds": (100, "sweep nets = n_sigmas x n_seeds"),
         "n_sigmas": (1_000, "sweep nets = n_sigmas x n_seeds"),
         "n_eval": (10_000, "each evaluation scores every net on the whole validation set"),
-        "curve_points": (100_000, "stored points per curve in the results file"),
-        "grid_size": (2_000, "the decision-boundary grid holds grid_size^2 probabilities per arm"),
+        "curve_points": (10_000, "stored points per curve, in the results file and the figures"),
+        "grid_size": (500, "the results file stores grid_size^2 decision-boundary probabilities per arm"),
         "len:scale_factors": (20, "one training arm each"),
     }
 

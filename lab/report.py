@@ -102,6 +102,20 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
             warnings.append(f"{result_path(out, name)} was computed by other code or another torch than this "
                             f"checkout; rendered as it is{f' (to refresh it: {cmd})' if cmd else ''}")
     sink = FigureSink(staging / "figures")
+    perf = None  # first: a benchmark file of the wrong shape is refused before seconds of drawing
+    if bench is not None:
+        from lab.sections import perf as perf_section  # only when a benchmark run left numbers
+
+        try:
+            perf = perf_section.build(bench, sink)
+        except (MemoryError, OSError):
+            raise  # the machine's problem, not the file's: lab.__main__ says so
+        except Exception as exc:  # noqa: BLE001 - a benchmark file of another shape, whatever it makes the code raise
+            if os.environ.get("LAB_DEBUG", "").strip() not in ("", "0"):
+                raise
+            msg = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise LabError(f"{Path(out) / 'data' / 'bench.json'}: not a benchmark file this report can read "
+                           f"({type(exc).__name__}: {msg}); {BENCH_FIX}") from None
     sections: list[Section] = []
     for name, (part, title) in EXPERIMENTS.items():
         if name in results:
@@ -118,17 +132,6 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         {**f, "source": name} for name, r in results.items() for f in r.findings
     ]
     prov = [r.provenance for r in results.values()]
-    perf = None
-    if bench is not None:
-        from lab.sections import perf as perf_section  # only when a benchmark run left numbers
-
-        try:
-            perf = perf_section.build(bench, sink)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
-            if os.environ.get("LAB_DEBUG", "").strip() not in ("", "0"):
-                raise
-            raise LabError(f"{Path(out) / 'data' / 'bench.json'}: not a benchmark file this report can read "
-                           f"({type(exc).__name__}: {exc}); {BENCH_FIX}") from None
     commits = sorted({p.get("git_commit") or "n/a" for p in prov})
     return {
         "title": TITLE,

@@ -295,6 +295,8 @@ CASES = [
     ("results-wrong-metric-type", _edit("shallow_init.json", _set("metrics.sweep", "x")), ["report"],
      r"cannot render section 'shallow_init'.*rerun it with the same settings: python -m lab run shallow_init "
      r"--profile quick .*--force$"),
+    ("results-no-inits", _edit("deep_init.json", _set("metrics.inits", {})), ["report"],
+     r"cannot render section 'deep_init' from its results \(StopIteration"),
     ("results-unrenderable-keeps-overrides", _overridden_unrenderable, ["report"],
      r"cannot render section 'deep_init'.*--seed 7 .*--set n_nets=1 --force"),
     # --- gate record: only a complete, passing record of this code renders (serious case 1)
@@ -622,11 +624,11 @@ def test_internal_error_is_one_line_with_the_traceback_in_a_log(out, monkeypatch
 def test_paths_the_terminal_cannot_encode_are_printed_escaped(out):
     odd = out.parent / "r\u00e9sum\u00e9-\u65e5\u672c"
     out.rename(odd)
-    proc = subprocess.run([sys.executable, "-m", "lab", "report", "--out", str(odd)], cwd=PROJECT_ROOT,
-                          capture_output=True, text=True, env={**os.environ, "PYTHONIOENCODING": "ascii"},
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-m", "lab", "run", "deep_init", "--out", str(odd), *QUICK],
+                          cwd=PROJECT_ROOT, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert "Traceback" not in proc.stderr and "report:" in proc.stdout
+    assert "Traceback" not in proc.stderr and "deep_init: cached" in proc.stdout and "\\xe9" in proc.stdout
     bad = subprocess.run([sys.executable, "-m", "lab", "report", "--out", str(odd / "sub")], cwd=PROJECT_ROOT,
                          capture_output=True, text=True, env={**os.environ, "PYTHONIOENCODING": "ascii"}, timeout=300)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr

@@ -100,6 +100,7 @@ def discussion(m: dict) -> list[str]:
     n = len(m["layers"])
     for spec, d in m["inits"].items():
         g, pred = d["growth_per_layer"], d["predicted"]["factor_per_layer"][-1]
+        pred = math.inf if pred is None else pred  # null: the predicted factor overflowed (a huge init)
         mean_abs = _median(d, "mean_abs")
         v = verdict(g)
         if v == "degenerate":
