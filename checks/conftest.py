@@ -3,12 +3,15 @@
     pytest checks --checks-json report/data/checks.json
 
 A record is written only when every entry of the current gate ran to a result in an uninterrupted
-session: `pytest checks -k ...`, `-x` stopping early, Ctrl-C or a crash leave the previous record as it
-was (and `lab report` refuses a record that lacks a check of the current gate).
+session: `pytest checks -k ...`, `-x` stopping early, Ctrl-C, SIGTERM or a crash leave the previous record
+as it was (and `lab report` refuses a record that lacks a check of the current gate). With --checks-json
+the session holds the report folder's lock (lab.outdir), like `python -m lab check`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import time
 from pathlib import Path
 
@@ -19,6 +22,39 @@ from lab.errors import LabError
 
 _COLLECTED: list = []
 _START = time.perf_counter()
+_HELD = contextlib.ExitStack()
+
+
+def _report_folder(checks_json: str) -> Path:
+    """OUT for OUT/data/checks.json (the layout lab report reads); else the file's own folder."""
+    path = Path(checks_json)
+    return path.parent.parent if path.parent.name == "data" else path.parent
+
+
+def _terminated(signum, frame):
+    raise KeyboardInterrupt  # SIGTERM ends the session like Ctrl-C: pytest reports it, no record is written
+
+
+def pytest_configure(config):
+    path = config.getoption("--checks-json")
+    if not path:
+        return
+    from lab.outdir import clean_leftovers, lock_out, refuse_non_file
+
+    signal.signal(signal.SIGTERM, _terminated)
+    out = _report_folder(path)
+    try:
+        refuse_non_file(Path(path), "the gate record")
+        _HELD.enter_context(lock_out(out))
+        clean_leftovers(out)
+    except (LabError, OSError) as exc:
+        _HELD.close()
+        message = str(exc) if isinstance(exc, LabError) else f"{exc.filename}: {exc.strerror or exc}"
+        raise pytest.UsageError(f"error: {message}") from None
+
+
+def pytest_unconfigure(config):
+    _HELD.close()
 
 
 @pytest.fixture(scope="session")

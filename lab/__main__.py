@@ -2,38 +2,73 @@
 
     python -m lab run deep_init --profile quick && python -m lab report
 
-Every user error (unknown experiment, bad profile, bad override, missing data...) is one line on
-stderr and exit code 2; a failed gate is exit code 1; nothing already written is destroyed.
+Every user error (unknown experiment, bad profile, bad override, missing data, an OS error such as a full
+disk or a read-only --out...) is one line on stderr and exit code 2; a failed gate is exit code 1; Ctrl-C /
+SIGTERM print one line and exit 130 / 143; a bug in the lab is one line naming a log file with the
+traceback, exit code 3 (LAB_DEBUG=1 raises it instead). Nothing already written is destroyed.
 """
 
 from __future__ import annotations
 
-import argparse
+import os
 import signal
 import sys
-import time
-from pathlib import Path
 
-from lab import DEFAULT_OUT
-from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config, parse_overrides
-from lab.context import DEVICE_CHOICES, RunContext, resolve_device
-from lab.errors import LabError
-from lab.experiments import EXPERIMENTS, expand_names
+
+def _interrupted_while_starting(signum, frame):  # pragma: no cover - exercised through subprocesses
+    """Until main() takes over (imports take seconds), a signal ends the process at once: nothing is written yet."""
+    sys.stderr.write("interrupted while starting: nothing was written\n")
+    os._exit(128 + signum)
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+    signal.signal(signal.SIGTERM, _interrupted_while_starting)
+
+import argparse  # noqa: E402
+import contextlib  # noqa: E402
+import errno  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import traceback  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from lab import DEFAULT_OUT  # noqa: E402
+from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config, parse_overrides  # noqa: E402
+from lab.context import DEVICE_CHOICES, RunContext, resolve_device  # noqa: E402
+from lab.errors import LabError  # noqa: E402
+from lab.experiments import EXPERIMENTS, expand_names  # noqa: E402
+from lab.outdir import clean_leftovers, lock_out, refuse_non_file  # noqa: E402
 
 EXIT_GATE_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL = 3  # a bug in the lab, not something the user did
+DEBUG_ENV = "LAB_DEBUG"  # LAB_DEBUG=1: let unexpected exceptions raise with their traceback
 
 
 def _common(p: argparse.ArgumentParser, profile: bool = True) -> None:
     if profile:
         p.add_argument("--profile", default="full", help="quick (smoke size, ~1 min) or full (the lab's protocol) [default: full]")
     p.add_argument("--device", default="auto", help=f"one of {', '.join(DEVICE_CHOICES)}; auto = cuda when present [default: auto]")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder; results go to OUT/data [default: {DEFAULT_OUT}]")
+    p.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder; results go to OUT/data [default: {DEFAULT_OUT}]")
     p.add_argument("--quiet", action="store_true", help="no progress bars [default: bars on a terminal]")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors are one line like every other user error (exit 2), pointing at --help for the options."""
+
+    def error(self, message: str):
+        raise LabError(f"{message} (see {self.prog} --help)")
+
+
+def _out_folder(text: str) -> Path:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must name a folder, got an empty path")
+    return Path(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="python -m lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,check,report,pdf}")
 
     sub.add_parser("list", help="list experiments and their settings (with the profile's values)").add_argument(
@@ -53,10 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     _common(check, profile=False)
 
     report = sub.add_parser("report", help="render OUT/index.html and OUT/report.md from saved results")
-    report.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
+    report.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
 
     pdf = sub.add_parser("pdf", help="print the rendered OUT/index.html to OUT/report.pdf (headless Chromium)")
-    pdf.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
+    pdf.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
     return parser
 
 
@@ -103,13 +138,27 @@ def cmd_run(args) -> int:
         make_config(name, args.profile, {**per[name], **({"seed": str(args.seed)} if args.seed is not None else {})})
     ctx = RunContext(device=resolve_device(args.device), profile=args.profile, quiet=args.quiet)
     _check_writable(args.out)
-    for name in names:
-        start = time.perf_counter()
-        result, cached = run_experiment(name, ctx=ctx, out=args.out, overrides=per[name], seed=args.seed, force=args.force)
-        took = time.perf_counter() - start
-        how = "cached, config and code unchanged" if cached else f"ran in {took:.1f} s"
-        print(f"{name}: {how} -> {args.out / 'data' / (name + '.json')}", flush=True)
+    with _locked(args.out):
+        for name in names:
+            start = time.perf_counter()
+            result, cached = run_experiment(name, ctx=ctx, out=args.out, overrides=per[name], seed=args.seed,
+                                            force=args.force, note=_note)
+            took = time.perf_counter() - start
+            how = "cached, config and code unchanged" if cached else f"ran in {took:.1f} s"
+            print(f"{name}: {how} -> {args.out / 'data' / (name + '.json')}", flush=True)
     return 0
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """Hold OUT's lock (one lab process per --out) and clear what killed runs left there."""
+    with lock_out(out):
+        clean_leftovers(out)
+        yield
 
 
 def cmd_check(args) -> int:
@@ -118,10 +167,12 @@ def cmd_check(args) -> int:
 
     device = resolve_device(args.device)
     _check_writable(args.out)
-    start = time.perf_counter()
-    names = gate_names()
-    checks = run_gate(device, names)  # Ctrl-C raises out of here: an interrupted gate is never recorded
-    write_record(checks_path(args.out), names, checks, device, time.perf_counter() - start)
+    refuse_non_file(checks_path(args.out), "the gate record")
+    with _locked(args.out):
+        start = time.perf_counter()
+        names = gate_names()
+        checks = run_gate(device, names)  # Ctrl-C raises out of here: an interrupted gate is never recorded
+        write_record(checks_path(args.out), names, checks, device, time.perf_counter() - start)
     width = max(len(c.name) for c in checks)
     for c in checks:
         print(f"{'PASS' if c.passed else 'FAIL'}  {c.name:<{width}}  {c.measured}  (expected {c.expected})")
@@ -134,15 +185,26 @@ def cmd_check(args) -> int:
 def cmd_report(args) -> int:
     from lab.report import render_report
 
-    paths = render_report(args.out)
+    if args.out.exists() and not args.out.is_dir():
+        raise LabError(f"--out {args.out} is a file, not a report folder; pass the folder that holds data/")
+    with _locked(args.out):
+        paths = render_report(args.out, warn=_warn)
     print(f"report: {paths['html']} (self-contained) and {paths['markdown']}")
     return 0
+
+
+def _warn(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def cmd_pdf(args) -> int:
     from lab.pdf import print_pdf
 
-    print(f"pdf: {print_pdf(args.out)}")
+    if not args.out.is_dir():
+        raise LabError(f"no report at {args.out / 'index.html'}: render it first (make report, or python -m lab report)")
+    with _locked(args.out):
+        target = print_pdf(args.out)
+    print(f"pdf: {target}")
     return 0
 
 
@@ -155,7 +217,58 @@ def _check_writable(out: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise LabError(f"cannot write to --out {out}: {exc.strerror or exc}") from None
+        raise LabError(f"cannot write to --out {out}: {exc.strerror or exc}; {_fix_for(exc, '--out')}") from None
+
+
+_FIXES = {
+    errno.ENOSPC: "free some disk space (or use an --out on a disk with room) and rerun",
+    errno.EDQUOT: "free some space within your disk quota (or use another --out) and rerun",
+    errno.EROFS: "that file system is read-only: use another {what}",
+    errno.EACCES: "make it writable for you (or use another {what}) and rerun",
+    errno.EPERM: "make it writable for you (or use another {what}) and rerun",
+    errno.ENOENT: "a folder on that path does not exist: create it or fix the path",
+    errno.ENOTDIR: "a file sits where a folder is expected: move it away or use another {what}",
+    errno.EISDIR: "a folder sits where a file is expected: move it away and rerun",
+    errno.EEXIST: "something already exists there: move it away and rerun",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.ELOOP: "the path has a symbolic-link loop: fix the link",
+    errno.EMFILE: "too many open files: close other programs and rerun",
+    errno.ENOMEM: "out of memory: lower the sizes with --set (python -m lab list shows them) or free memory",
+}
+
+
+def _fix_for(exc: OSError, what: str = "--out") -> str:
+    return _FIXES.get(exc.errno, "check that path and rerun").format(what=what)
+
+
+def os_error_line(exc: OSError) -> str:
+    """One line for any OSError: the path(s) it concerns, the system's reason, and what to do about it."""
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"{paths + ': ' if paths else ''}{reason}; {_fix_for(exc, '--out')}"
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, MemoryError) or (
+        isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text))
+
+
+def _internal_error(exc: BaseException) -> str:
+    """A bug: one line on stderr; the traceback goes to a log file so it can still be diagnosed."""
+    log = None
+    try:
+        fd, name = tempfile.mkstemp(prefix="lab-error-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
+            fh.write(f"python -m lab {' '.join(sys.argv[1:])}\n")
+            traceback.print_exception(exc, file=fh)
+        log = name
+    except OSError:
+        pass
+    first = (str(exc).strip().splitlines() or [""])[0][:200]
+    where = f"traceback in {log}" if log else "traceback not saved"
+    return (f"internal error ({type(exc).__name__}: {first}): a bug in the lab, nothing was lost; {where}; "
+            f"{DEBUG_ENV}=1 shows it here")
 
 
 COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "report": cmd_report, "pdf": cmd_pdf}
@@ -169,10 +282,21 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _printable_streams() -> None:
+    """Paths the terminal's encoding cannot show are printed escaped, never crash a print (stderr already does)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # replaces the start-up handler
+    _printable_streams()
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -181,9 +305,34 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted: finished experiments are saved and the previous report is untouched; rerun to resume",
               file=sys.stderr)
         return 143 if isinstance(exc, Terminated) else 130
+    except SystemExit:
+        raise  # argparse's --help and --version
+    except BrokenPipeError:
+        try:  # the reader of our output went away (`... | head`): nothing to report to anyone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_USER_ERROR
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+        if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
+            raise
+        if isinstance(exc, OSError):
+            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+            return EXIT_USER_ERROR
+        if _is_out_of_memory(exc):
+            first = (str(exc).strip().splitlines() or [""])[0][:160]
+            print(f"error: out of memory{f' ({first})' if first else ''}; lower the sizes with --set (python -m lab "
+                  "list shows them) or free memory", file=sys.stderr)
+            return EXIT_USER_ERROR
+        print(f"error: {_internal_error(exc)}", file=sys.stderr)
+        return EXIT_INTERNAL
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: a late Ctrl-C changes nothing any more
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    sys.exit(code)

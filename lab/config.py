@@ -9,9 +9,10 @@ field's declared type, and an unknown key or a value of the wrong type is a LabE
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from lab.errors import LabError
 
@@ -19,9 +20,48 @@ EXPERIMENT_ORDER = ("shallow_init", "deep_init", "dropout")
 PROFILES = ("quick", "full")
 
 
+# Seeds feed numpy and torch generators, and experiments derive more as 1000 * seed + k: below 2**53 every derived
+# seed fits torch's 64-bit seed (and JSON readers in any language keep the seed exact).
+SEED_LIMIT = 2**53
+
+# Element budgets for the products of sizes that decide the largest tensors (float32: 4 bytes each). They keep
+# a run on a laptop-sized machine and, above all, make an oversized request fail before any work starts
+# instead of exhausting memory minutes into training (or after it).
+ELEMENT_BUDGET = 250_000_000  # ~1 GB of float32 in one family of tensors
+
+
 def _check(cond: bool, message: str) -> None:
     if not cond:
         raise LabError(message)
+
+
+def _check_common(cfg: Any) -> None:
+    """Checks every config shares: finite floats (no NaN or inf), a valid seed, and each field's upper bound.
+
+    Upper bounds live in the class's ``LIMITS`` (field -> (largest value, why)); for a tuple field the bound
+    applies to its length (``"len:<field>"``) or to each element (``"<field>"``).
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        for v in value if isinstance(value, tuple) else (value,):
+            if isinstance(v, float) and not math.isfinite(v):
+                raise LabError(f"{f.name} must be a finite number, got {v}")
+    seed = getattr(cfg, "seed", 0)
+    _check(0 <= seed < SEED_LIMIT, f"seed must be in [0, 2**53) (derived seeds 1000 * seed + k must fit 64 bits), "
+           f"got {seed}")
+    for key, (limit, why) in getattr(cfg, "LIMITS", {}).items():
+        field_name = key.removeprefix("len:")
+        value = getattr(cfg, field_name)
+        if key.startswith("len:"):
+            _check(len(value) <= limit, f"{field_name} may hold at most {limit:,} values ({why}), got {len(value):,}")
+            continue
+        biggest = max(value, default=0) if isinstance(value, tuple) else value
+        _check(biggest <= limit, f"{field_name} must be <= {limit:,} ({why}), got {biggest:,}")
+
+
+def _check_budget(elements: int, what: str, fix: str) -> None:
+    _check(elements <= ELEMENT_BUDGET, f"{what} = {elements:,} values (~{elements * 4 / 1e9:.1f} GB) exceeds the "
+           f"limit of {ELEMENT_BUDGET:,} (~{ELEMENT_BUDGET * 4 / 1e9:.1f} GB) that keeps a run within memory; {fix}")
 
 
 @dataclass(frozen=True)
@@ -36,13 +76,26 @@ class DeepInitConfig:
     inits: tuple[str, ...] = ("normal:1", "glorot", "he")  # N(0,1), xavier_normal_, kaiming_normal_(relu)
     n_nets: int = 5  # independent weight draws per init: the figure shows their spread, not one lucky net
 
+    LIMITS: ClassVar[dict[str, tuple[int, str]]] = {
+        "depth": (1_000, "a figure of one point per layer"),
+        "width": (8_192, "weights and activations grow with width squared"),
+        "n_samples": (1_000_000, "activations of every layer are kept for the backward pass"),
+        "n_train": (1_000_000, "a sample for the normalisation statistics"),
+        "n_nets": (100, "each draw is a full forward and backward pass"),
+        "len:inits": (20, "one line per init in each figure"),
+    }
+
     def __post_init__(self) -> None:
+        _check_common(self)
         _check(self.depth >= 2, f"depth must be >= 2, got {self.depth}")
         _check(self.width >= 1, f"width must be >= 1, got {self.width}")
         _check(self.n_samples >= 10, f"n_samples must be >= 10, got {self.n_samples}")
         _check(self.n_train >= 2, f"n_train must be >= 2, got {self.n_train}")
         _check(self.n_nets >= 1, f"n_nets must be >= 1, got {self.n_nets}")
         _check(len(self.inits) >= 1, "inits must name at least one initialisation")
+        _check_budget(self.n_samples * self.width * (self.depth + 1), "n_samples x width x (depth + 1) activations",
+                      "lower n_samples, width or depth")
+        _check_budget(self.depth * self.width * self.width, "weights (depth x width^2)", "lower width or depth")
         from lab.inits import parse_init  # local: inits imports torch, config stays light
 
         for spec in self.inits:
@@ -89,7 +142,22 @@ class ShallowInitConfig:
     small_data_lr: float = 10.0  # ... with lr x100 to "compensate": the first layer's step is restored, the
     # biases' and upper layers' steps are 100x too big
 
+    LIMITS: ClassVar[dict[str, tuple[int, str]]] = {
+        "n_train": (100_000, "full-batch training of every sweep net at once"),
+        "n_val": (1_000_000, "every sweep net is scored on all of it"),
+        "hidden": (4_096, "a toy net: every sweep net holds these weights"),
+        "len:hidden": (16, "a toy net"),
+        "steps": (1_000_000, "the training loss of every net is kept for every step"),
+        "n_seeds": (100, "sweep nets = n_sigmas x n_seeds"),
+        "n_sigmas": (1_000, "sweep nets = n_sigmas x n_seeds"),
+        "n_eval": (10_000, "each evaluation scores every net on the whole validation set"),
+        "curve_points": (10_000, "stored points per curve, in the results file and the figures"),
+        "grid_size": (500, "the results file stores grid_size^2 decision-boundary probabilities per arm"),
+        "len:scale_factors": (20, "one training arm each"),
+    }
+
     def __post_init__(self) -> None:
+        _check_common(self)
         _check(self.n_train >= 2, f"n_train must be >= 2, got {self.n_train}")
         _check(self.n_val >= 2, f"n_val must be >= 2, got {self.n_val}")
         _check(len(self.hidden) >= 1 and all(h >= 1 for h in self.hidden), f"hidden widths must be >= 1, got {self.hidden}")
@@ -102,6 +170,16 @@ class ShallowInitConfig:
         _check(self.curve_points >= 2, f"curve_points must be >= 2, got {self.curve_points}")
         _check(self.grid_size >= 2, f"grid_size must be >= 2, got {self.grid_size}")
         _check(self.early_step >= 1, f"early_step must be >= 1, got {self.early_step}")
+        _check(self.early_step <= self.steps, f"early_step must be <= steps ({self.steps}), got {self.early_step}")
+        members = self.n_sigmas * self.n_seeds
+        _check_budget(members * max(self.n_train, self.n_val) * max(self.hidden), "sweep nets x samples x widest "
+                      "layer (n_sigmas x n_seeds x max(n_train, n_val) x max(hidden))",
+                      "lower n_sigmas, n_seeds, n_val or hidden")
+        _check_budget(members * self.steps, "training-loss record (n_sigmas x n_seeds x steps)",
+                      "lower steps, n_sigmas or n_seeds")
+        widths = (2, *self.hidden, 2)
+        _check_budget(members * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])),
+                      "weights of all sweep nets (n_sigmas x n_seeds x weights per net)", "lower hidden or n_sigmas")
         _check(self.plateau_tol > 0, f"plateau_tol must be > 0, got {self.plateau_tol}")
         _check(0 < self.slow_min_plateau < 1, f"slow_min_plateau must be in (0, 1), got {self.slow_min_plateau}")
         _check(0 < self.slow_min_acc <= 1, f"slow_min_acc must be in (0, 1], got {self.slow_min_acc}")
@@ -141,7 +219,18 @@ class DropoutConfig:
     n_mc: int = 10_000  # validation images the MC ensembles are scored on (the first n_mc): all of them by default
     final: bool = False  # evaluate once on MNIST's test split (explicit opt-in only)
 
+    LIMITS: ClassVar[dict[str, tuple[int, str]]] = {
+        "hidden": (16_384, "AdamW keeps three copies of width^2 weights"),
+        "len:hidden": (16, "each layer adds width^2 weights"),
+        "epochs": (100_000, "training time"),
+        "k_max": (1_000_000, "Monte-Carlo passes over the validation images"),
+        "k_max_spread": (1_000_000, "Monte-Carlo passes over the validation images"),
+        "n_mask_seeds": (100, "each repeats the whole Monte-Carlo ensemble"),
+        "n_mc": (60_000, "MNIST has 60,000 training images"),
+    }
+
     def __post_init__(self) -> None:
+        _check_common(self)
         _check(self.n_train >= 10, f"n_train must be >= 10, got {self.n_train}")
         _check(self.n_val >= 10, f"n_val must be >= 10, got {self.n_val}")
         _check(self.n_train + self.n_val <= 60_000, "n_train + n_val must fit in MNIST's 60,000 training images")
@@ -157,6 +246,13 @@ class DropoutConfig:
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         _check(self.n_mc >= 1, f"n_mc must be >= 1, got {self.n_mc}")
         _check(self.k_max_spread >= 1, f"k_max_spread must be >= 1, got {self.k_max_spread}")
+        _check(self.batch_size <= self.n_train, f"batch_size must be <= n_train ({self.n_train}), got {self.batch_size}")
+        _check_budget(max(self.batch_size, self.n_mc) * max(784, *self.hidden) * (len(self.hidden) + 1),
+                      "activations of one pass (max(batch_size, n_mc) x widest layer x layers)",
+                      "lower hidden, batch_size or n_mc")
+        widths = (784, *self.hidden, 10)
+        _check_budget(4 * sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:])),
+                      "AdamW state (4 x weights: parameters, gradients, two moments)", "lower hidden")
 
 
 CONFIG_CLASSES: dict[str, type] = {

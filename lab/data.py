@@ -21,6 +21,7 @@ import torch
 
 from lab import PROJECT_ROOT
 from lab.errors import LabError
+from lab.outdir import clean_temp_files, folder_lock
 
 RING_RADII = (1.0, 4.0)  # class 0 on the inner ring, class 1 on the outer
 RING_NOISE = 1.0  # radial noise U(-1, 1)
@@ -117,6 +118,15 @@ def _md5(path: Path) -> str:
     return h.hexdigest()
 
 
+def _data_folder_error(path: Path, exc: OSError) -> LabError:
+    """The local data folder cannot be written: say where and how to fix it (never blame the mirror)."""
+    if isinstance(exc, (NotADirectoryError, FileExistsError)):
+        return LabError(f"{exc.filename or path}: a file sits where the data folder {path} needs a folder; move it "
+                        f"away, or set {DATA_DIR_ENV} to another folder")
+    return LabError(f"cannot write the MNIST copy in {path} ({exc.strerror or exc}); make that folder writable (or "
+                    f"free disk space), or set {DATA_DIR_ENV} to a writable folder")
+
+
 def _copy_from_mirror(name: str, mirror: Path, raw: Path, md5: str) -> None:
     """Extract (or copy) one file from the mirror into raw/, verify its md5, then rename it into place."""
     gz, plain = mirror / f"{name}.gz", mirror / name
@@ -125,19 +135,41 @@ def _copy_from_mirror(name: str, mirror: Path, raw: Path, md5: str) -> None:
             f"{MIRROR_ENV}={mirror} has no {name}.gz: point {MIRROR_ENV} at a folder holding the four MNIST .gz files"
         )
     source = gz if gz.is_file() else plain
-    raw.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=raw)
+    damaged = f"replace that file in {MIRROR_ENV}"
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=raw)
+    except OSError as exc:
+        raise _data_folder_error(raw, exc) from None
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb") as out, (gzip.open(source, "rb") if source is gz else open(source, "rb")) as src:
-            shutil.copyfileobj(src, out, 1 << 20)
+        with os.fdopen(fd, "wb") as out:
+            try:
+                src = gzip.open(source, "rb") if source is gz else open(source, "rb")
+            except OSError as exc:
+                raise LabError(f"cannot read {source} ({exc.strerror or exc}): make it readable or {damaged}") from None
+            with src:
+                while True:
+                    try:
+                        chunk = src.read(1 << 20)
+                    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+                        raise LabError(f"{source} is damaged or unreadable ({exc}): {damaged}") from None
+                    if not chunk:
+                        break
+                    try:
+                        out.write(chunk)
+                    except OSError as exc:
+                        raise _data_folder_error(raw, exc) from None
         got = _md5(tmp)
         if got != md5:
-            raise LabError(f"{source} is damaged (md5 of its content {got}, expected {md5}): replace that file in {MIRROR_ENV}")
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; the data are not secret
-        os.replace(tmp, raw / name)
-    except (OSError, EOFError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
-        raise LabError(f"{source} is damaged or unreadable ({exc}): replace that file in {MIRROR_ENV}") from None
+            raise LabError(f"{source} is damaged (md5 of its content {got}, expected {md5}): {damaged}")
+        try:
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the data are not secret
+            os.replace(tmp, raw / name)
+        except IsADirectoryError:
+            raise LabError(f"{raw / name} is a folder where the MNIST file belongs: remove it and rerun") from None
+        except OSError as exc:
+            raise _data_folder_error(raw, exc) from None
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -156,6 +188,18 @@ def _download(root: Path) -> None:
         ) from None
 
 
+def _fetch_missing(root: Path, raw: Path, mirror: Path | str | None, checksums: Mapping[str, str]) -> None:
+    missing = [name for name in checksums if not (raw / name).is_file()]
+    if missing and mirror is not None:
+        mirror = Path(mirror).expanduser()
+        if not mirror.is_dir():
+            raise LabError(f"{MIRROR_ENV}={mirror} is not a folder: point it at the folder with the four MNIST .gz files")
+        for name in missing:
+            _copy_from_mirror(name, mirror, raw, checksums[name])
+    elif missing:
+        _download(root)
+
+
 def ensure_mnist(
     root: Path | None = None, mirror: Path | str | None = None, checksums: Mapping[str, str] = MNIST_MD5
 ) -> Path:
@@ -168,20 +212,30 @@ def ensure_mnist(
     raw = mnist_raw_folder(root)
     if mirror is None:
         mirror = os.environ.get(MIRROR_ENV, "").strip() or None
-    missing = [name for name in checksums if not (raw / name).is_file()]
-    if missing and mirror is not None:
-        mirror = Path(mirror).expanduser()
-        if not mirror.is_dir():
-            raise LabError(f"{MIRROR_ENV}={mirror} is not a folder: point it at the folder with the four MNIST .gz files")
-        for name in missing:
-            _copy_from_mirror(name, mirror, raw, checksums[name])
-    elif missing:
-        _download(root)
+    for folder in (root, root / "MNIST", raw):
+        if folder.exists() and not folder.is_dir():
+            raise LabError(f"{folder} is a file where the data folder needs a folder: move it away, or set "
+                           f"{DATA_DIR_ENV} to another folder")
+    for name in checksums:
+        if (raw / name).exists() and not (raw / name).is_file():
+            raise LabError(f"{raw / name} is not a file (a folder?) where the MNIST file belongs: remove it and rerun")
+    if any(not (raw / name).is_file() for name in checksums):
+        try:
+            raw.mkdir(parents=True, exist_ok=True)
+            with folder_lock(raw.parent):  # two runs copying at once would each see the other's files half done
+                clean_temp_files(raw)  # partial copies of a killed run (none is in progress: we hold the lock)
+                _fetch_missing(root, raw, mirror, checksums)
+        except OSError as exc:
+            raise _data_folder_error(raw, exc) from None
     for name, md5 in checksums.items():
         path = raw / name
         if not path.is_file():
             raise LabError(f"{path} is missing after the download; delete {raw} and rerun, or set {MIRROR_ENV}")
-        got = _md5(path)
+        try:
+            got = _md5(path)
+        except OSError as exc:
+            raise LabError(f"cannot read {path} ({exc.strerror or exc}): make it readable, or delete it and rerun "
+                           "to copy it again") from None
         if got != md5:
             raise LabError(f"{path} is damaged (md5 {got}, expected {md5}): delete it and rerun to copy it again")
     return raw

@@ -8,12 +8,14 @@ broken template, a failed gate) leaves the previous report untouched.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import shutil
+import signal
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import jinja2
 import torch
@@ -22,7 +24,7 @@ from lab import TEMPLATES_DIR
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS
 from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
-from lab.runner import result_path
+from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
 
 TITLE = "Training from Scratch: Initialization & Regularization"
@@ -64,9 +66,25 @@ def load_gate(out: Path):
 
 
 def gather(out: Path) -> tuple[dict[str, ExperimentResult], dict[str, Any] | None]:
-    results = {name: load_result(p) for name in EXPERIMENTS if (p := result_path(out, name)).exists()}
+    results = {}
+    for name in EXPERIMENTS:
+        path = result_path(out, name)
+        if path.exists() or path.is_symlink():
+            results[name] = load_result(path, name, fix=rerun_hint(name, path, out))
     bench = Path(out) / "data" / "bench.json"
-    return results, (load_json(bench) if bench.exists() else None)
+    return results, (load_json(bench, fix=BENCH_FIX) if bench.exists() else None)
+
+
+BENCH_FIX = "delete it or rerun make bench"
+
+
+def code_check(results: dict[str, ExperimentResult]) -> dict[str, bool | None]:
+    """Per result: computed by this checkout's code and torch (True), by other code (False), unknown (None)."""
+    same = {}
+    for name, r in results.items():
+        key = current_key(r)
+        same[name] = None if key is None else key == r.provenance.get("cache_key")
+    return same
 
 
 def build_context(out: Path, staging: Path) -> dict[str, Any]:
@@ -75,22 +93,45 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
     results, bench = gather(out)
     if not results:
         raise LabError(f"no experiment results in {Path(out) / 'data'}: run python -m lab run all first")
+    same_code = code_check(results)
+    warnings = []  # told only once the report is in place: a failed render prints its one error line alone
+    for name, same in same_code.items():
+        if same is False:
+            cmd = rerun_command(name, results[name].config, results[name].provenance["profile"],
+                                results[name].provenance["device"], out)
+            warnings.append(f"{result_path(out, name)} was computed by other code or another torch than this "
+                            f"checkout; rendered as it is{f' (to refresh it: {cmd})' if cmd else ''}")
     sink = FigureSink(staging / "figures")
+    perf = None  # first: a benchmark file of the wrong shape is refused before seconds of drawing
+    if bench is not None:
+        from lab.sections import perf as perf_section  # only when a benchmark run left numbers
+
+        try:
+            perf = perf_section.build(bench, sink)
+        except (MemoryError, OSError):
+            raise  # the machine's problem, not the file's: lab.__main__ says so
+        except Exception as exc:  # noqa: BLE001 - a benchmark file of another shape, whatever it makes the code raise
+            if os.environ.get("LAB_DEBUG", "").strip() not in ("", "0"):
+                raise
+            msg = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise LabError(f"{Path(out) / 'data' / 'bench.json'}: not a benchmark file this report can read "
+                           f"({type(exc).__name__}: {msg}); {BENCH_FIX}") from None
     sections: list[Section] = []
     for name, (part, title) in EXPERIMENTS.items():
         if name in results:
-            sections.append(build_section(name, part, title, results[name], sink))
+            r = results[name]
+            if made_by_this_code(r):  # rerunning would give the same file: the fault is in rendering
+                fix = (f"this checkout computed it, so rerunning will not help: a bug in lab/sections/{name}.py "
+                       "(LAB_DEBUG=1 python -m lab report shows the traceback)")
+            else:
+                fix = rerun_hint(name, result_path(out, name), out)
+            sections.append(build_section(name, part, title, r, sink, fix=fix))
         else:
             sections.append(Section(experiment=name, part=part, title=title, extra={"missing": True}))
     findings = [
         {**f, "source": name} for name, r in results.items() for f in r.findings
     ]
     prov = [r.provenance for r in results.values()]
-    perf = None
-    if bench is not None:
-        from lab.sections import perf as perf_section  # only when a benchmark run left numbers
-
-        perf = perf_section.build(bench, sink)
     commits = sorted({p.get("git_commit") or "n/a" for p in prov})
     return {
         "title": TITLE,
@@ -107,6 +148,8 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "findings": findings,
         "sections": [_section_view(s) for s in sections],
         "results": results,
+        "same_code": same_code,
+        "warnings": warnings,
         "perf": perf,
     }
 
@@ -132,10 +175,33 @@ def _swap_in(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def render_report(out: Path) -> dict[str, Path]:
-    """Render index.html (self-contained) and report.md (+ figures/) under ``out``."""
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C / SIGTERM wait until the swap is done: figures and documents are replaced together or not at all."""
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    except (AttributeError, ValueError, OSError):  # not POSIX, or not the main thread: the swap is short anyway
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[str, Path]:
+    """Render index.html (self-contained) and report.md (+ figures/) under ``out``.
+
+    ``warn`` is told about results computed by other code than this checkout (they are still rendered).
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    for name, want_dir in (("index.html", False), ("report.md", False), ("figures", True)):
+        path = out / name
+        if path.exists() and path.is_dir() != want_dir:
+            kind = "a folder" if path.is_dir() else "a file"
+            raise LabError(f"{path} is {kind} where the report's {'folder' if want_dir else 'file'} belongs; move it "
+                           "away and rerun")
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         ctx = build_context(out, staging)
@@ -144,7 +210,10 @@ def render_report(out: Path) -> dict[str, Path]:
         md = env.get_template("report.md.j2").render(**ctx)
         atomic_write_text(staging / "index.html", html)
         atomic_write_text(staging / "report.md", md)
-        _swap_in(staging, out)
+        with _signals_deferred():
+            _swap_in(staging, out)
+        for message in ctx["warnings"] if warn else ():
+            warn(message)
     except jinja2.UndefinedError as exc:
         raise LabError(f"template error, report not rendered: {exc.message}") from None
     finally:

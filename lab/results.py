@@ -76,17 +76,22 @@ def to_jsonable(obj: Any) -> Any:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is meant to be shared
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+            # a full disk fails in write/fsync, which name no file, or names our temp file: name the target
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 
@@ -98,30 +103,72 @@ def save_json(obj: Any, path: Path) -> None:
     atomic_write_text(path, json.dumps(to_jsonable(obj), indent=1, allow_nan=False) + "\n")
 
 
-def load_json(path: Path) -> Any:
+def load_json(path: Path, fix: str = "delete it and rerun") -> Any:
+    """Parse a JSON file; anything unreadable (missing, a folder, not UTF-8, not JSON) is a LabError naming it."""
+    path = Path(path)
+    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO or device would block or never end
+        raise LabError(f"{path}: not a regular file; move it away and rerun")
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise LabError(f"{path}: not found") from None
+    except IsADirectoryError:
+        raise LabError(f"{path}: is a folder, not a JSON file; {fix}") from None
+    except UnicodeDecodeError as exc:
+        raise LabError(f"{path}: not UTF-8 text (byte {exc.start}); {fix}") from None
     except json.JSONDecodeError as exc:
-        raise LabError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); delete it and rerun") from None
+        raise LabError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); {fix}") from None
+    except RecursionError:
+        raise LabError(f"{path}: JSON nested too deeply to be a file of this lab; {fix}") from None
+    except OSError as exc:
+        raise LabError(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from None
 
 
 def save_result(result: ExperimentResult, path: Path) -> None:
     save_json(asdict(result), path)
 
 
-def load_result(path: Path) -> ExperimentResult:
-    """Load and validate a results file; an older schema or a foreign file is a LabError."""
-    raw = load_json(path)
+RERUN = "rerun that experiment to replace it"
+
+# Provenance fields the report reads, with the JSON types they must have (None allowed where listed).
+_PROVENANCE_TYPES: dict[str, tuple[type, ...]] = {
+    "profile": (str,), "device": (str,), "seed": (int,), "wall_time_s": (int, float), "cache_key": (str,),
+    "git_commit": (str, type(None)), "git_dirty": (bool, type(None)), "torch": (str,), "threads": (int,),
+}
+
+
+def result_shape_problem(raw: Any, experiment: str | None = None) -> str | None:
+    """What is wrong with the layout of a parsed results file (None when it is a results file of this lab)."""
     required = {"experiment", "config", "metrics", "provenance", "schema"}
     if not isinstance(raw, dict) or not required <= set(raw):
-        raise LabError(f"{path}: not a results file of this lab; delete it and rerun")
+        return "not a results file of this lab"
     if raw.get("schema") != SCHEMA_VERSION:
-        raise LabError(
-            f"{path}: results schema {raw.get('schema')} is incompatible with this version ({SCHEMA_VERSION});"
-            " rerun with --force or delete the file"
-        )
+        return f"results schema {raw.get('schema')!r} is incompatible with this version ({SCHEMA_VERSION})"
+    if not isinstance(raw["experiment"], str) or (experiment is not None and raw["experiment"] != experiment):
+        return f"holds experiment {raw['experiment']!r}, not {experiment!r}"
+    for key in ("config", "metrics", "provenance"):
+        if not isinstance(raw[key], dict):
+            return f"'{key}' is a {type(raw[key]).__name__}, not an object"
+    for key, types in _PROVENANCE_TYPES.items():
+        value = raw["provenance"].get(key)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return f"provenance.{key} is {value!r}"
+    findings = raw.get("findings", [])
+    fields = {"name", "passed", "measured", "expected", "detail", "scope"}
+    if not isinstance(findings, list) or not all(
+            isinstance(f, dict) and fields <= set(f) and isinstance(f["passed"], bool)
+            and all(isinstance(f[k], str) for k in fields - {"passed"}) for f in findings):
+        return "'findings' is not a list of checks"
+    return None
+
+
+def load_result(path: Path, experiment: str | None = None, fix: str = RERUN) -> ExperimentResult:
+    """Load and validate a results file; an older schema, damage or a wrong layout is a LabError naming it
+    and ``fix``. With ``experiment``, a file holding another experiment is refused too."""
+    raw = load_json(path, fix=fix)
+    problem = result_shape_problem(raw, experiment)
+    if problem:
+        raise LabError(f"{path}: {problem}; {fix}")
     known = {"experiment", "config", "metrics", "provenance", "findings", "schema"}
     return ExperimentResult(**{k: v for k, v in raw.items() if k in known})
 

@@ -5,24 +5,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
+import shlex
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 
-from lab import PROJECT_ROOT
-from lab.config import config_to_dict, make_config
+from lab import DEFAULT_OUT, PROJECT_ROOT
+from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config
 from lab.context import RunContext
 from lab.errors import LabError
 from lab.experiments import get_experiment
-from lab.results import ExperimentResult, load_result, provenance, save_result
+from lab.results import ExperimentResult, load_result, provenance, save_result, to_jsonable
 
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
-_RENDER_ONLY = {"report.py", "__main__.py", "pdf.py", "gate.py", "hooks.py"}  # gate.py, hooks.py: checks, not numbers
+_RENDER_ONLY = {"report.py", "__main__.py", "pdf.py", "gate.py", "hooks.py", "outdir.py"}  # checks and I/O, not numbers
 _RENDER_DIRS = {"plots", "sections"}
 
 
@@ -40,23 +43,128 @@ def code_version() -> str:
 
 
 def cache_key(experiment: str, config: Mapping[str, Any], device: str) -> str:
-    payload = json.dumps({"experiment": experiment, "config": config, "device": device}, sort_keys=True)
+    """Config + device type + the lab's compute code + the torch build: a change to any of them reruns."""
+    payload = json.dumps({"experiment": experiment, "config": config, "device": device, "torch": torch.__version__},
+                         sort_keys=True)
     return hashlib.sha256((payload + code_version()).encode()).hexdigest()[:16]
+
+
+def current_key(result: ExperimentResult) -> str | None:
+    """The key this checkout would give the result's config on the result's device type (None if unknowable)."""
+    device = str(result.provenance.get("device", "")).split(":")[0]
+    if device not in ("cpu", "cuda"):
+        return None
+    return cache_key(result.experiment, result.config, device)
+
+
+def content_digest(metrics: Any, findings: Any) -> str:
+    """Hash of what a results file measured, as saved: a file edited or damaged afterwards no longer matches."""
+    text = json.dumps({"metrics": metrics, "findings": findings}, sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def made_by_this_code(result: ExperimentResult) -> bool | None:
+    """True: this checkout (code, torch, config) computed exactly these numbers; False: other code, or the file was
+    changed after it was written; None: cannot tell (the device type is unknown)."""
+    key = current_key(result)
+    if key is None:
+        return None
+    digest = result.provenance.get("content_digest")
+    return key == result.provenance.get("cache_key") and digest == content_digest(result.metrics, result.findings)
+
+
+def _cli_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_cli_value(v) for v in value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def rerun_command(name: str, config: Any, profile: Any, device: Any = None, out: Path | None = None) -> str | None:
+    """The `python -m lab run` command that recomputes exactly this config (profile, every override, seed,
+    device type, --out) with --force; None when the stored config cannot be reproduced by this version."""
+    try:
+        if name not in CONFIG_CLASSES or profile not in PROFILES or not isinstance(config, dict):
+            return None
+        defaults = config_to_dict(make_config(name, profile))
+        if set(config) - set(defaults):
+            return None  # settings this version does not know: no command of this version reproduces them
+        args = ["python", "-m", "lab", "run", name, "--profile", profile]
+        device = str(device or "").split(":")[0]
+        if device in ("cpu", "cuda"):
+            args += ["--device", device]
+        if out is not None and Path(out).resolve() != DEFAULT_OUT:
+            args += ["--out", str(out)]
+        sets = {}
+        for key, value in config.items():
+            if value != defaults[key]:
+                sets[key] = _cli_value(value)
+        if "seed" in sets:
+            args += ["--seed", sets.pop("seed")]
+        if name == "dropout" and sets.get("final") == "true":
+            args.append("--final")
+        overrides = {k: v for k, v in sets.items() if not (k == "final" and v == "true")}
+        for key, value in overrides.items():
+            args += ["--set", f"{key}={value}"]
+        rebuilt = config_to_dict(make_config(name, profile, {**sets, **({"seed": str(config["seed"])}
+                                                                         if "seed" in config else {})}))
+        if any(rebuilt[k] != v for k, v in config.items()):
+            return None
+        return shlex.join([*args, "--force"])
+    except (LabError, TypeError, ValueError, KeyError):
+        return None
+
+
+def rerun_hint(name: str, path: Path, out: Path | None = None) -> str:
+    """How to replace a results file this code cannot use, keeping what was asked for when the file says it."""
+    try:
+        if not Path(path).is_file():  # a folder, a FIFO (reading would block): nothing to learn from it
+            raise ValueError(path)
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        cmd = rerun_command(name, raw.get("config"), raw.get("provenance", {}).get("profile"),
+                            raw.get("provenance", {}).get("device"), out)
+    except (OSError, ValueError, AttributeError, RecursionError):
+        cmd = None
+    if cmd:
+        return f"rerun it with the same settings: {cmd}"
+    return (f"rerun that experiment to replace it (python -m lab run {name} --force, with the --profile, --seed "
+            "and --set values you want)")
 
 
 def result_path(out: Path, experiment: str) -> Path:
     return Path(out) / "data" / f"{experiment}.json"
 
 
-def cached_result(path: Path, key: str) -> ExperimentResult | None:
-    """The stored result if it exists, loads, and was made with the same key; else None (stale)."""
-    if not path.exists():
+def cached_result(path: Path, key: str, note: Callable[[str], None] | None = None) -> ExperimentResult | None:
+    """The stored result if it exists, loads, and was made with the same key; else None (stale).
+
+    An unreadable file (damaged, not UTF-8, a folder, an older layout) is stale too: ``note`` is told which and
+    why, and it is replaced by the rerun (a folder or other non-file is first moved aside, never deleted).
+    """
+    if not path.exists() and not path.is_symlink():
         return None
     try:
-        result = load_result(path)
-    except LabError:
-        return None  # an old or damaged file is stale, and is replaced by the rerun
+        result = load_result(path, path.stem, fix="rerunning it")
+    except LabError as exc:
+        if note:
+            note(f"stale: {exc}")
+        if path.exists() and not path.is_file():
+            aside = _free_name(path.with_name(path.name + ".moved-aside"))
+            os.replace(path, aside)
+            if note:
+                note(f"moved {path} (not a results file) to {aside}")
+        return None
     return result if result.provenance.get("cache_key") == key else None
+
+
+def _free_name(path: Path) -> Path:
+    candidate, i = path, 1
+    while candidate.exists() or candidate.is_symlink():
+        candidate, i = path.with_name(f"{path.name}-{i}"), i + 1
+    return candidate
 
 
 def run_experiment(
@@ -67,6 +175,7 @@ def run_experiment(
     overrides: Mapping[str, Any] | None = None,
     seed: int | None = None,
     force: bool = False,
+    note: Callable[[str], None] | None = None,
 ) -> tuple[ExperimentResult, bool]:
     """Run one experiment (or reuse its fresh cached result). Returns (result, was_cached)."""
     module = get_experiment(name)
@@ -77,7 +186,8 @@ def run_experiment(
     cfg_dict = config_to_dict(cfg)
     key = cache_key(name, cfg_dict, ctx.device.type)
     path = result_path(out, name)
-    if not force and (hit := cached_result(path, key)) is not None:
+    hit = cached_result(path, key, note)  # also with --force: a folder in the results file's place is moved aside
+    if not force and hit is not None:
         return hit, True
     # Experiments seed their own generators; this only pins anything that still reads global state,
     # so running one part alone gives the same numbers as running it inside the whole report. fork_rng:
@@ -88,17 +198,20 @@ def run_experiment(
         start = time.perf_counter()
         outcome = module.run(cfg, ctx)
         wall = time.perf_counter() - start
+    metrics, findings = to_jsonable(outcome.metrics), [f.to_dict() for f in outcome.findings]
     result = ExperimentResult(
         experiment=name,
         config=cfg_dict,
-        metrics=outcome.metrics,
-        findings=[f.to_dict() for f in outcome.findings],
+        metrics=metrics,
+        findings=findings,
         provenance=provenance(
-            seed=cfg.seed, profile=ctx.profile, device=str(ctx.device), wall_time_s=wall, cache_key=key
+            seed=cfg.seed, profile=ctx.profile, device=str(ctx.device), wall_time_s=wall, cache_key=key,
+            code_version=code_version(), content_digest=content_digest(metrics, findings),
         ),
     )
     save_result(result, path)
-    return load_result(path), False  # reload: callers see exactly what the JSON holds
+    return load_result(path, name), False  # reload: callers see exactly what the JSON holds
 
 
-__all__ = ["cache_key", "code_version", "result_path", "run_experiment"]
+__all__ = ["cache_key", "code_version", "content_digest", "current_key", "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
+           "run_experiment"]

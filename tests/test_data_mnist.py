@@ -92,6 +92,48 @@ def test_truncated_gz_in_mirror_is_an_error_and_leaves_nothing_behind(fake_mnist
     assert not [p for p in raw.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_partial_copies_of_a_killed_run_are_removed_by_the_next_copy(fake_mnist):
+    raw = fake_mnist["root"] / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / ".train-images-idx3-ubyte.k3j_9x2a.tmp").write_bytes(b"half a copy")  # mkstemp's name, as a kill left it
+    D.ensure_mnist(fake_mnist["root"], mirror=fake_mnist["mirror"], checksums=fake_mnist["checksums"])
+    assert sorted(p.name for p in raw.iterdir()) == sorted(fake_mnist["checksums"])
+
+
+def test_folder_in_place_of_an_mnist_file_names_it(fake_mnist):
+    raw = fake_mnist["root"] / "MNIST" / "raw"
+    (raw / "t10k-labels-idx1-ubyte").mkdir(parents=True)
+    with pytest.raises(LabError, match="t10k-labels-idx1-ubyte is not a file.*remove it"):
+        D.ensure_mnist(fake_mnist["root"], mirror=fake_mnist["mirror"], checksums=fake_mnist["checksums"])
+
+
+def test_full_data_disk_blames_the_data_folder_not_the_mirror(fake_mnist, monkeypatch):
+    import errno
+
+    real_fdopen = os.fdopen
+
+    class FullFile:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    # the copy's writes fail as on a full disk (only ensure_mnist runs while this is patched)
+    monkeypatch.setattr(D.os, "fdopen", lambda fd, mode="r", *a, **k: FullFile(real_fdopen(fd, mode, *a, **k)))
+    with pytest.raises(LabError, match="No space left on device.*free disk space.*LAB_DATA_DIR") as exc:
+        D.ensure_mnist(fake_mnist["root"], mirror=fake_mnist["mirror"], checksums=fake_mnist["checksums"])
+    assert "MNIST_MIRROR" not in str(exc.value)
+    raw = fake_mnist["root"] / "MNIST" / "raw"
+    assert not [p for p in raw.iterdir() if p.name.endswith(".tmp")]
+
+
 def test_mirror_file_with_wrong_content_fails_the_md5(fake_mnist):
     (fake_mnist["mirror"] / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(_idx_labels(np.zeros(N_TRAIN_IMAGES))))
     with pytest.raises(LabError, match="train-labels-idx1-ubyte.gz is damaged \\(md5"):

@@ -64,9 +64,49 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 5.0, height: float
     return fig, (axes[0, 0] if axes.size == 1 else axes)
 
 
+NOTHING_TO_DRAW = "no finite positive value to draw:\nthe runs diverged (NaN/inf) or are zero"
+
+
+def _values(ax, dim: int) -> np.ndarray:
+    """Every x (dim 0) or y (dim 1) value drawn in data coordinates on the axes: lines, markers and bands."""
+    chunks = [np.asarray(line.get_xydata(), dtype=float)[:, dim] for line in ax.get_lines()
+              if line.get_transform().contains_branch(ax.transData)]
+    chunks += [np.asarray(path.vertices, dtype=float)[:, dim] for coll in ax.collections for path in coll.get_paths()]
+    return np.concatenate(chunks) if chunks else np.empty(0)
+
+
+def guard_log_axes(fig) -> None:
+    """A log axis with nothing positive and finite on it (a fully diverged or all-zero part) cannot be drawn:
+    such an axis falls back to a linear scale and says why, instead of failing the whole report."""
+    for ax in fig.axes:
+        if ax.images:
+            continue
+        noted = False
+        for dim, axis, set_scale in ((0, ax.xaxis, ax.set_xscale), (1, ax.yaxis, ax.set_yscale)):
+            if axis.get_scale() != "log":
+                continue
+            values = _values(ax, dim)
+            drawable = bool(((values > 0) & np.isfinite(values)).any())
+            if drawable:
+                try:
+                    axis.get_majorticklocs()
+                except ValueError:  # "Data cannot be log-scaled because all values are <= 0."
+                    drawable = False
+            if drawable:
+                continue
+            set_scale("linear")
+            if dim == 1 and not np.isfinite(values).any():
+                ax.set_ylim(0, 1)
+            if not noted:
+                ax.text(0.5, 0.5, NOTHING_TO_DRAW, transform=ax.transAxes, ha="center", va="center", fontsize=8,
+                        color="#d62728", bbox={"facecolor": "white", "edgecolor": "#d62728", "alpha": 0.9})
+                noted = True
+
+
 def figure_png(fig) -> bytes:
     """Render and close a figure; PNG bytes with fixed metadata so equal figures are equal files."""
     buf = io.BytesIO()
+    guard_log_axes(fig)
     fig.tight_layout()
     fig.savefig(buf, format="png", metadata={"Software": None})
     plt.close(fig)

@@ -27,6 +27,11 @@ def _med(values: list) -> float:
     return float(np.median([np.inf if v is None else v for v in values]))
 
 
+def cell(value: float) -> str:
+    """A per-layer statistic for the table; an overflow (inf, or NaN from inf - inf) reads as diverged, not n/a."""
+    return fmt(value) if math.isfinite(value) else "diverged (inf/NaN)"
+
+
 def verdict(growth: float | None) -> str:
     if growth is None or not math.isfinite(growth):
         return "degenerate"
@@ -69,8 +74,7 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
     rows, growth_rows = [], []
     for spec, d in m["inits"].items():
         mean_abs, std_abs = _median(d, "mean_abs"), _median(d, "std_abs")
-        rows.append([d["label"], fmt(mean_abs[0]), fmt(mean_abs[mid]), fmt(mean_abs[-1]),
-                     fmt(std_abs[0]), fmt(std_abs[mid]), fmt(std_abs[-1])])
+        rows.append([d["label"], *(cell(float(v[i])) for v in (mean_abs, std_abs) for i in (0, mid, -1))])
         pred = d["predicted"]["factor_per_layer"][-1]
         growth_rows.append([d["label"], fmt(d["growth_per_layer"], 4), fmt(pred, 4), verdict(d["growth_per_layer"]),
                             fmt(_med(d["loss_at_init"]), 4), fmt(_med(d["logit_std"]))])
@@ -96,6 +100,7 @@ def discussion(m: dict) -> list[str]:
     n = len(m["layers"])
     for spec, d in m["inits"].items():
         g, pred = d["growth_per_layer"], d["predicted"]["factor_per_layer"][-1]
+        pred = math.inf if pred is None else pred  # null: the predicted factor overflowed (a huge init)
         mean_abs = _median(d, "mean_abs")
         v = verdict(g)
         if v == "degenerate":

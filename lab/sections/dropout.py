@@ -146,6 +146,11 @@ def arm_table(m: dict) -> Table:
     )
 
 
+def _or_diverged(value, spec: str) -> str:
+    """A number that overflowed is saved as null: the table says so instead of failing to format it."""
+    return "diverged (inf/NaN)" if value is None else format(value, spec)
+
+
 def data_table(m: dict) -> Table:
     d, init = m["data"], m["init"]
     rows = [
@@ -154,8 +159,9 @@ def data_table(m: dict) -> Table:
         ["pixel mean / std (training, [0, 1] scale)", f"{d['pixel_mean']:.4f} / {d['pixel_std']:.4f}"],
         ["normalised training inputs: mean / std", f"{d['norm_mean']:.2g} / {d['norm_std']:.4f}"],
         ["normalised validation inputs: mean / std", f"{d['val_norm_mean']:.4f} / {d['val_norm_std']:.4f}"],
-        ["loss at init (N(0, sigma) weights) vs ln 10", f"{init['loss']:.3f} vs {init['ln_classes']:.3f}"],
-        ["logit std at init: measured / predicted", f"{init['logit_std']:.3g} / {init['logit_std_predicted']:.3g}"],
+        ["loss at init (N(0, sigma) weights) vs ln 10", f"{_or_diverged(init['loss'], '.3f')} vs {init['ln_classes']:.3f}"],
+        ["logit std at init: measured / predicted",
+         f"{_or_diverged(init['logit_std'], '.3g')} / {_or_diverged(init['logit_std_predicted'], '.3g')}"],
     ]
     return Table(caption="Data and initial state", columns=["quantity", "value"], rows=rows,
                  note="One scalar mean and std over all training pixels; validation (and test) reuse them.")
@@ -202,6 +208,8 @@ def discussion(m: dict) -> list[str]:
     init = m["init"]
     w, sigma = m["widths"], init["sigma"]
     first = sigma * math.sqrt(w[0] * init["input_sq_mean"])
+    if None in (init["loss"], init["logit_std"], init["logit_std_predicted"]):  # null: overflowed at init (diverged)
+        init = {k: math.inf if v is None else v for k, v in init.items()}
     lines.append(
         f"At init the N(0, {sigma:g}) net has a training loss of {init['loss']:.2f}"
         + (f", {init['loss'] / init['ln_classes']:.1f}x the ln 10 = {init['ln_classes']:.3f} of uniform guessing. "

@@ -1,0 +1,105 @@
+"""The output folder's housekeeping: one lab process per --out at a time (a lock), and leftovers of killed runs.
+
+    with lock_out(Path("report")):      # LabError when another run holds it
+        clean_leftovers(Path("report"))  # staging folders and temp files a killed run left behind
+
+The lock is ``OUT/.lock`` held with flock(2): the kernel drops it when its holder exits, however it exits,
+so a killed run never leaves a stale lock. Everything under OUT that a run writes goes through a temp name
+(``.staging-*`` folders, ``.<name>.<8 chars>.tmp`` files) and is renamed into place, so whatever a killed run
+left under such a name is garbage once we hold the lock: nobody else is writing there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+from lab.errors import LabError
+
+try:  # POSIX; elsewhere runs are not serialised (atomic writes still keep every file whole)
+    import fcntl
+except ImportError:  # pragma: no cover - not on the platforms the lab runs on
+    fcntl = None
+
+LOCK_NAME = ".lock"
+# tempfile.mkstemp(prefix=".<name>.", suffix=".tmp"): 8 characters from [a-z0-9_] between the two
+_TMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+_TMP_DIRS = (".staging-", ".old-figures-")  # tempfile.mkdtemp prefixes used by lab.report
+
+
+@contextlib.contextmanager
+def lock_out(out: Path) -> Iterator[None]:
+    """Hold OUT/.lock for the duration; a second lab process on the same OUT gets a one-line LabError."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise LabError(f"another lab run is using {out} (pid {holder}); wait for it to finish or use another "
+                           "--out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def refuse_non_file(path: Path, what: str) -> None:
+    """Before any work: a folder (or FIFO...) where ``what`` will be written would only fail at the very end."""
+    path = Path(path)
+    if path.exists() and not path.is_file():
+        raise LabError(f"{path} is not a file (a folder?) where {what} belongs; move it away and rerun")
+
+
+def clean_leftovers(out: Path) -> list[Path]:
+    """Remove staging folders and temp files that killed runs left under OUT and OUT/data (hold the lock)."""
+    out = Path(out)
+    removed: list[Path] = []
+    if not out.is_dir():
+        return removed
+    for path in out.iterdir():
+        if path.name.startswith(_TMP_DIRS) and path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    for folder in (out, out / "data"):
+        removed += clean_temp_files(folder)
+    return removed
+
+
+def clean_temp_files(folder: Path) -> list[Path]:
+    """Remove mkstemp leftovers (``.<name>.<8 chars>.tmp``) in one folder; the caller holds its lock."""
+    removed = []
+    if Path(folder).is_dir():
+        for path in Path(folder).iterdir():
+            if _TMP_FILE.match(path.name) and path.is_file() and not path.is_symlink():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path) -> Iterator[None]:
+    """Blocking flock on FOLDER/.lock: for shared folders (the MNIST copy) where waiting is the right answer."""
+    folder = Path(folder)
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+__all__ = ["LOCK_NAME", "clean_leftovers", "clean_temp_files", "folder_lock", "lock_out", "refuse_non_file"]
