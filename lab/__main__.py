@@ -217,7 +217,8 @@ def _check_writable(out: Path) -> None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise LabError(f"cannot write to --out {out}: {exc.strerror or exc}; {_fix_for(exc, '--out')}") from None
+        where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != Path(out) else ""
+        raise LabError(f"cannot write to --out {out}{where}: {exc.strerror or exc}; {_fix_for(exc, '--out')}") from None
 
 
 _FIXES = {
@@ -282,6 +283,12 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _error(message: str) -> None:
+    """The one error line: line breaks inside it (a path can hold one) are shown escaped."""
+    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
+    print(f"error: {one_line}", file=sys.stderr, flush=True)
+
+
 def _printable_streams() -> None:
     """Paths the terminal's encoding cannot show are printed escaped, never crash a print (stderr already does)."""
     for stream in (sys.stdout, sys.stderr):
@@ -299,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except LabError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return EXIT_USER_ERROR
     except (KeyboardInterrupt, Terminated) as exc:
         print("interrupted: finished experiments are saved and the previous report is untouched; rerun to resume",
@@ -317,14 +324,14 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get(DEBUG_ENV, "").strip() not in ("", "0"):
             raise
         if isinstance(exc, OSError):
-            print(f"error: {os_error_line(exc)}", file=sys.stderr)
+            _error(os_error_line(exc))
             return EXIT_USER_ERROR
         if _is_out_of_memory(exc):
             first = (str(exc).strip().splitlines() or [""])[0][:160]
-            print(f"error: out of memory{f' ({first})' if first else ''}; lower the sizes with --set (python -m lab "
-                  "list shows them) or free memory", file=sys.stderr)
+            _error(f"out of memory{f' ({first})' if first else ''}; lower the sizes with --set (python -m lab list shows "
+                   "them) or free memory")
             return EXIT_USER_ERROR
-        print(f"error: {_internal_error(exc)}", file=sys.stderr)
+        _error(_internal_error(exc))
         return EXIT_INTERNAL
     finally:
         signal.signal(signal.SIGTERM, previous_term)

@@ -4,7 +4,7 @@
         clean_leftovers(Path("report"))  # staging folders and temp files a killed run left behind
 
 The lock is ``OUT/.lock`` held with flock(2): the kernel drops it when its holder exits, however it exits,
-so a killed run never leaves a stale lock. Everything under OUT that a run writes goes through a temp name
+so a killed run never leaves a stale lock (its file may stay behind; the next holder removes it when done). Everything under OUT that a run writes goes through a temp name
 (``.staging-*`` folders, ``.<name>.<8 chars>.tmp`` files) and is renamed into place, so whatever a killed run
 left under such a name is garbage once we hold the lock: nobody else is writing there.
 """
@@ -31,6 +31,39 @@ _TMP_FILE = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 _TMP_DIRS = (".staging-", ".old-figures-")  # tempfile.mkdtemp prefixes used by lab.report
 
 
+def _acquire(path: Path, blocking: bool) -> int | None:
+    """Open and flock ``path``; None when another process holds it (non-blocking only). The holder removes the
+    file when it is done, so after locking we check that the path still names the file we locked: a process that
+    opened it just before it was removed would otherwise hold a lock nobody else can see."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)  # it was removed (or replaced) while we waited: lock the file that is there now
+
+
+def _release(path: Path, fd: int) -> None:
+    """Remove the lock file while still holding the lock (nobody else can be inside), then let go."""
+    try:
+        Path(path).unlink(missing_ok=True)
+    except OSError:
+        pass  # a read-only folder after all: the flock is released on close either way
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def lock_out(out: Path) -> Iterator[None]:
     """Hold OUT/.lock for the duration; a second lab process on the same OUT gets a one-line LabError."""
@@ -39,19 +72,20 @@ def lock_out(out: Path) -> Iterator[None]:
     if fcntl is None:
         yield
         return
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
+    path = out / LOCK_NAME
+    fd = _acquire(path, blocking=False)
+    if fd is None:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            raise LabError(f"another lab run is using {out} (pid {holder}); wait for it to finish or use another "
-                           "--out") from None
+            holder = path.read_text(encoding="ascii", errors="replace").strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise LabError(f"another lab run is using {out} (pid {holder}); wait for it to finish or use another --out")
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
-        os.close(fd)  # releases the lock
+        _release(path, fd)
 
 
 def refuse_non_file(path: Path, what: str) -> None:
@@ -90,16 +124,15 @@ def clean_temp_files(folder: Path) -> list[Path]:
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
     """Blocking flock on FOLDER/.lock: for shared folders (the MNIST copy) where waiting is the right answer."""
-    folder = Path(folder)
     if fcntl is None:
         yield
         return
-    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    path = Path(folder) / LOCK_NAME
+    fd = _acquire(path, blocking=True)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        _release(path, fd)
 
 
 __all__ = ["LOCK_NAME", "clean_leftovers", "clean_temp_files", "folder_lock", "lock_out", "refuse_non_file"]

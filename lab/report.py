@@ -70,7 +70,7 @@ def gather(out: Path) -> tuple[dict[str, ExperimentResult], dict[str, Any] | Non
     for name in EXPERIMENTS:
         path = result_path(out, name)
         if path.exists() or path.is_symlink():
-            results[name] = load_result(path, name, fix=rerun_hint(name, path, out))
+            results[name] = load_result(path, name, fix=rerun_hint(name, path, out), complete=True)
     bench = Path(out) / "data" / "bench.json"
     return results, (load_json(bench, fix=BENCH_FIX) if bench.exists() else None)
 
@@ -144,7 +144,7 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "checks": [c.to_dict() for c in checks],
         "gate_passed": sum(c.passed for c in checks),
         "gate_total": len(checks),
-        "gate_time_s": gate.provenance.get("wall_time_s"),
+        "gate_time_s": _number(gate.provenance.get("wall_time_s")),
         "findings": findings,
         "sections": [_section_view(s) for s in sections],
         "results": results,
@@ -152,6 +152,11 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "warnings": warnings,
         "perf": perf,
     }
+
+
+def _number(value: Any) -> float | None:
+    """A number the templates may format, or None (a hand-edited record may hold anything there)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
 def _section_view(sec: Section) -> dict[str, Any]:

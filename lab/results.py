@@ -137,8 +137,11 @@ _PROVENANCE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def result_shape_problem(raw: Any, experiment: str | None = None) -> str | None:
-    """What is wrong with the layout of a parsed results file (None when it is a results file of this lab)."""
+def result_shape_problem(raw: Any, experiment: str | None = None, complete: bool = False) -> str | None:
+    """What is wrong with the layout of a parsed results file (None when it is a results file of this lab).
+
+    Provenance fields must have their types when present; ``complete`` also requires every one the report reads.
+    """
     required = {"experiment", "config", "metrics", "provenance", "schema"}
     if not isinstance(raw, dict) or not required <= set(raw):
         return "not a results file of this lab"
@@ -150,6 +153,8 @@ def result_shape_problem(raw: Any, experiment: str | None = None) -> str | None:
         if not isinstance(raw[key], dict):
             return f"'{key}' is a {type(raw[key]).__name__}, not an object"
     for key, types in _PROVENANCE_TYPES.items():
+        if key not in raw["provenance"] and not complete:
+            continue
         value = raw["provenance"].get(key)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             return f"provenance.{key} is {value!r}"
@@ -162,11 +167,12 @@ def result_shape_problem(raw: Any, experiment: str | None = None) -> str | None:
     return None
 
 
-def load_result(path: Path, experiment: str | None = None, fix: str = RERUN) -> ExperimentResult:
+def load_result(path: Path, experiment: str | None = None, fix: str = RERUN, complete: bool = False) -> ExperimentResult:
     """Load and validate a results file; an older schema, damage or a wrong layout is a LabError naming it
-    and ``fix``. With ``experiment``, a file holding another experiment is refused too."""
+    and ``fix``. With ``experiment``, a file holding another experiment is refused too; with ``complete``, one
+    without every provenance field the report shows."""
     raw = load_json(path, fix=fix)
-    problem = result_shape_problem(raw, experiment)
+    problem = result_shape_problem(raw, experiment, complete)
     if problem:
         raise LabError(f"{path}: {problem}; {fix}")
     known = {"experiment", "config", "metrics", "provenance", "findings", "schema"}

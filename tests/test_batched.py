@@ -84,8 +84,9 @@ def test_losses_match_the_per_model_path_over_many_steps(rings, bias, large):
         assert fit.diverged_at[m] is None and ref["diverged_at"] is None
         assert close(fit.train_loss[m], ref["train_loss"]), specs[m]
         # The final validation loss after 150 steps of the large sigma differed by 1.8e-5 (relative 1e-4) on one
-        # machine: float32 round-off of two summation orders, amplified by a sharp large-sigma net. 1e-4 relative.
-        assert fit.val_loss[m, -1] == pytest.approx(ref["val_loss"][-1], rel=1e-4, abs=1e-5)
+        # machine and by 1.83e-5 on another (deterministically): float32 round-off of two summation orders,
+        # amplified by a sharp large-sigma net. 2e-4 relative.
+        assert fit.val_loss[m, -1] == pytest.approx(ref["val_loss"][-1], rel=2e-4, abs=1e-5)
         assert fit.val_acc[m, -1] == pytest.approx(ref["val_acc"][-1])
     assert fit.train_loss[specs.index(large), 0] > 2.5  # the large sigma really starts far from ln 2
 
