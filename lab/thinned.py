@@ -43,6 +43,7 @@ def draw_masks(model: MLP, generator: torch.Generator) -> list[torch.Tensor]:
             for w, p in zip(widths, dropout_rates(model))]
 
 
+@torch.no_grad()  # inference only: the ensembles never train a thinned net
 def thin(model: MLP, masks: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(weight, bias) of each layer of the thinned net: rows = kept units of this layer, columns = kept units of
     the layer below, times that layer's 1 / (1 - p)."""
