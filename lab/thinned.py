@@ -1,7 +1,7 @@
 """Thinned networks: one dropout mask shared by every image, run as a smaller dense net.
 
     masks = draw_masks(model, torch.Generator().manual_seed(0))   # kept input features and hidden units
-    logits = thinned_logits(model, masks, x)                        # == masked_logits(model, masks, x)
+    logits = thinned_logits(model, masks, as_columns(x))            # == masked_logits(model, masks, x)
 
 Why: a Monte-Carlo ensemble member only needs *a* dropout mask. With per-image masks every pass costs a
 full 784-800-800-10 product plus a mask per element; with one mask per pass, the dropped input features
@@ -14,6 +14,11 @@ Inverted dropout scales the *kept activations of the layer being dropped* by 1 /
 thinned net those activations are the inputs of the next Linear layer, so the factor goes into the
 selected *columns* of the next weight matrix (never into its bias, never into the rows).
 ``masked_logits`` is the plain reference: the full net with the same masks multiplied in.
+
+The thinned net runs feature-major (activations as [units, images]): the kept input features are then
+whole contiguous rows of the transposed inputs, prepared once per ensemble by ``as_columns``. Gathering
+the kept *columns* of an [images, features] batch instead is a strided copy that measured about a quarter
+of a thinned pass over 10,000 images on the 2-core CPU.
 """
 
 from __future__ import annotations
@@ -53,20 +58,26 @@ def thin(model: MLP, masks: list[torch.Tensor]) -> list[tuple[torch.Tensor, torc
         w, b = layer.weight, layer.bias
         if i < len(masks) - 1:  # every layer but the last feeds a dropped layer: keep only its kept units
             w, b = w.index_select(0, masks[i + 1]), b.index_select(0, masks[i + 1])
-        w = w.index_select(1, masks[i]) * (1.0 / (1.0 - rates[i]))
+        w = w.index_select(1, masks[i]).mul_(1.0 / (1.0 - rates[i]))  # a fresh copy: scaled in place
         out.append((w, b))
     return out
 
 
+def as_columns(x: torch.Tensor) -> torch.Tensor:
+    """[images, features] -> [features, images], contiguous: one copy per ensemble, not per member."""
+    return x.t().contiguous()
+
+
 @torch.no_grad()
-def thinned_logits(model: MLP, masks: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Logits of the thinned net for every row of x (the mask is shared by all rows)."""
+def thinned_logits(model: MLP, masks: list[torch.Tensor], x_columns: torch.Tensor) -> torch.Tensor:
+    """Logits [images, classes] of the thinned net for every image (the mask is shared by all of them);
+    ``x_columns`` is ``as_columns(x)``."""
     layers = thin(model, masks)
-    h = x.index_select(1, masks[0])
+    h = x_columns.index_select(0, masks[0])
     for w, b in layers[:-1]:
-        h = F.linear(h, w, b).relu_()
+        h = torch.addmm(b[:, None], w, h).relu_()
     w, b = layers[-1]
-    return F.linear(h, w, b)
+    return torch.addmm(b[:, None], w, h).t()
 
 
 @torch.no_grad()
@@ -84,4 +95,4 @@ def masked_logits(model: MLP, masks: list[torch.Tensor], x: torch.Tensor) -> tor
     return h
 
 
-__all__ = ["draw_masks", "dropout_rates", "masked_logits", "thin", "thinned_logits"]
+__all__ = ["as_columns", "draw_masks", "dropout_rates", "masked_logits", "thin", "thinned_logits"]

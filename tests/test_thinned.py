@@ -42,7 +42,8 @@ def test_thinned_logits_equal_the_full_net_with_the_same_masks():
     gen = torch.Generator().manual_seed(3)
     for _ in range(5):
         masks = thinned.draw_masks(model, gen)
-        fast, ref = thinned.thinned_logits(model, masks, x), thinned.masked_logits(model, masks, x)
+        fast = thinned.thinned_logits(model, masks, thinned.as_columns(x))
+        ref = thinned.masked_logits(model, masks, x)
         assert torch.allclose(fast, ref, rtol=1e-5, atol=1e-5)
 
 
@@ -71,7 +72,7 @@ def test_at_p0_a_thinned_net_is_the_eval_mode_net():
     masks = thinned.draw_masks(model, torch.Generator().manual_seed(0))
     assert [len(m) for m in masks] == list(model.widths[:-1])
     with torch.no_grad():
-        assert torch.allclose(thinned.thinned_logits(model, masks, x), model(x), rtol=1e-6, atol=1e-6)
+        assert torch.allclose(thinned.thinned_logits(model, masks, thinned.as_columns(x)), model(x), rtol=1e-6, atol=1e-6)
 
 
 def test_masks_are_seeded_and_keep_one_minus_p():

@@ -213,15 +213,13 @@ def _median_time(fn, x: torch.Tensor, repeats: int) -> float:
 def time_passes(model: MLP, x: torch.Tensor, seed: int, repeats: int = 3) -> dict[str, float]:
     """Median wall time (s) of one pass over x: eval mode, one thinned net, one per-image-mask (train-mode) pass."""
     was_training = model.training
-    gen = torch.Generator().manual_seed(seed)
-    out = {}
-    with seeded(seed, x.device):  # the train-mode passes draw masks too: keep them off the caller's RNG
-        model.eval()
-        out["eval"] = _median_time(lambda: model(x), x, repeats)
-        out["thinned"] = _median_time(lambda: thinned.thinned_logits(model, thinned.draw_masks(model, gen), x), x, repeats)
-        model.train()
-        out["per_image"] = _median_time(lambda: model(x), x, repeats)
+    model.eval()
+    out = {"eval": _median_time(lambda: model(x), x, repeats)}
     model.train(was_training)
+    with ensemble_members(model, x, seed, "thinned") as member:
+        out["thinned"] = _median_time(member, x, repeats)
+    with ensemble_members(model, x, seed, "per_image") as member:
+        out["per_image"] = _median_time(member, x, repeats)
     return out
 
 
@@ -235,7 +233,8 @@ def ensemble_members(model: MLP, x: torch.Tensor, seed: int, estimator: str) -> 
     """
     if estimator == "thinned":
         gen = torch.Generator().manual_seed(seed)
-        yield lambda: thinned.thinned_logits(model, thinned.draw_masks(model, gen), x)
+        columns = thinned.as_columns(x)
+        yield lambda: thinned.thinned_logits(model, thinned.draw_masks(model, gen), columns)
         return
     if estimator != "per_image":
         raise ValueError(f"unknown estimator {estimator!r} (choose from {ESTIMATORS})")
@@ -488,7 +487,7 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
                 layer.bias.copy_(torch.randn(layer.bias.shape, generator=gen).mul_(0.1))
         x = d.x_val[:GATE_PATH_ROWS]
         masks = [thinned.draw_masks(model, gen) for _ in range(GATE_PATH_MASKS)]
-        fast = torch.stack([thinned.thinned_logits(model, m, x) for m in masks])
+        fast = torch.stack([thinned.thinned_logits(model, m, thinned.as_columns(x)) for m in masks])
         return fast, torch.stack([thinned.masked_logits(model, m, x) for m in masks])
 
     return GateHooks(
