@@ -18,7 +18,7 @@ from lab.plots.dropout import plot_curves, plot_digits, plot_gap
 from lab.results import ExperimentResult
 from lab.sections import FigureSink, Table, fmt
 from lab.sections.dropout_mc import mc_discussion, mc_figures, mc_seed_table, mc_table
-from lab.sections.paired import CANNOT_TELL, RULE, Paired, diffs_text, finite, paired, range_text, spread
+from lab.sections.paired import CANNOT_TELL, RULE, Paired, diffs_text, paired, range_text, spread
 
 VAL_LOSS_RISE_TOL = 0.01  # a rise of the validation loss above its minimum smaller than this is "flat"
 FAR_WORSE_RATIO = 2.0  # masked (running) training loss / eval-mode training loss above this: "far worse"
