@@ -81,7 +81,8 @@ class GateHooks:
     progress_epochs: int = 3  # passes of train_epoch in the loss-decreases and finite-training checks ...
     progress_rows: int | None = 500  # ... over this many training rows (None = all)
     evaluate: Callable[[nn.Module, torch.Tensor, torch.Tensor], dict] | None = None
-    # Monte-Carlo ensemble: (model, x, k, seed) -> averaged logits of k train-mode members.
+    # Monte-Carlo ensemble: (model, x, k, seed) -> averaged logits of k members, by the estimator run() uses
+    # (Part 3: thinned networks, which its "thinned networks" PathPair checks against the masked full net).
     ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor] | None = None
     paths: dict[str, PathPair] = field(default_factory=dict)  # optimised path vs plain reference
     overfit: dict[str, Any] | None = None  # {"n": examples, "steps": ..., "lr": ...} for overfit-one-batch
