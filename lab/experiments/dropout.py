@@ -24,11 +24,11 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from lab import thinned
 from lab.config import DropoutConfig
 from lab.context import RunContext
 from lab.data import MnistSplit, Split, mnist_split
 from lab.experiments import Outcome
-from lab import thinned
 from lab.experiments.deep_init import predicted_stats
 from lab.hooks import GateData, GateHooks, InitCase, PathPair
 from lab.models import MLP
