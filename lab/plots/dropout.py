@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from lab.plots import COLORS, nan_array
 
@@ -206,8 +206,9 @@ def plot_mc_modes(mc: dict, what: str, ax) -> None:
     _k_axis(ax)
     if what != "error":
         ax.set_yscale("log")  # a single pass's NLL is several times the ensemble's
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.05, 0.1, 0.2, 0.5, 1, 2, 5, ...
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel("validation error (%)" if what == "error" else "validation NLL of the ensemble")
     ax.legend(loc="upper right", fontsize=7)
 
