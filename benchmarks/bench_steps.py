@@ -3,23 +3,29 @@
     make bench          # or: pytest benchmarks --benchmark-only --benchmark-json report/data/bench.json
 
 Every case calls the experiments' own functions (lab.train.train_step, lab.models, the Part 3 model
-and optimizer builders), never a re-implementation. Inputs are random tensors of the real shapes:
-speed does not depend on pixel values, and the benchmarks then need no dataset.
+and optimizer builders, the Monte-Carlo ensembles' member passes), never a re-implementation. Inputs are
+random tensors of the real shapes: speed does not depend on pixel values, and the benchmarks then need no
+dataset.
 """
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
+
 import pytest
 import torch
 
-from benchmarks.conftest import ROOFLINE_N, mlp_flops
+from benchmarks.conftest import ROOFLINE_N, mlp_flops, sync
 from lab.config import make_config
-from lab.experiments.dropout import make_model, make_optimizer
+from lab.experiments.dropout import ensemble_members, make_model, make_optimizer
 from lab.models import MLP, activation_stats
 from lab.train import train_step
 
 MNIST_WIDTHS = (784, 800, 800, 10)
 VAL_IMAGES = 10_000
+THINNED_TARGET = 0.5  # issue 11: a thinned-network pass at most half an eval pass over the same images
+SIDE_BY_SIDE_ROUNDS = 15  # interleaved eval / per-image / thinned passes for the ratios (noise hits all three)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -74,19 +80,73 @@ def test_mnist_train_step(benchmark, perf, device, arm):
     assert torch.isfinite(loss)
 
 
-@pytest.mark.parametrize("mode", ["eval", "mc_train"])
+def thinned_flops(cfg, n: int) -> float:
+    """Expected multiply-adds x2 of one thinned net: each weight survives if both its units are kept."""
+    keep = [1 - cfg.p_input] + [1 - cfg.p_hidden] * len(cfg.hidden) + [1.0]
+    widths = MNIST_WIDTHS
+    return 2.0 * n * sum(a * ka * b * kb for a, ka, b, kb in zip(widths[:-1], keep[:-1], widths[1:], keep[1:]))
+
+
+@contextmanager
+def member_pass(model, x, mode: str):
+    """One pass over x as the experiment runs it: eval mode, or one ensemble member (mc_train: the per-image-mask
+    train-mode pass; thinned: one thinned network), through lab.experiments.dropout.ensemble_members."""
+    if mode == "eval":
+        model.eval()
+        yield lambda: model(x)
+        return
+    with ensemble_members(model, x, 0, "per_image" if mode == "mc_train" else "thinned") as member:
+        yield member
+
+
+@pytest.mark.parametrize("mode", ["eval", "mc_train", "thinned"])
 def test_validation_pass(benchmark, perf, device, mode):
-    """Part 3: one pass over the validation images in eval mode (weight scaling) or train mode (one MC member)."""
+    """Part 3: one pass over the validation images in eval mode (weight scaling), train mode (one per-image-mask
+    MC member) or as one thinned network (the ensembles' member)."""
     cfg = make_config("dropout")
     n = perf.size(VAL_IMAGES, 500)
     model = make_model(cfg, cfg.p_input, cfg.p_hidden, device)
-    model.train(mode == "mc_train")
     x = torch.randn(n, 784, generator=gen(7)).to(device)
+    flops = thinned_flops(cfg, n) if mode == "thinned" else mlp_flops(MNIST_WIDTHS, n, False)
+    with member_pass(model, x, mode) as one:
 
-    def one_pass():
-        with torch.no_grad():
-            return model(x)
+        def one_pass():
+            with torch.no_grad():
+                return one()
 
-    logits = perf.measure(benchmark, one_pass, flops=mlp_flops(MNIST_WIDTHS, n, False), batch=n, group="part3-pass",
-                          mode=mode)
+        logits = perf.measure(benchmark, one_pass, flops=flops, batch=n, group="part3-pass", mode=mode)
     assert logits.shape == (n, 10)
+
+
+def _median(times: list[float]) -> float:
+    return sorted(times)[len(times) // 2]
+
+
+def test_thinned_pass_vs_eval_pass(benchmark, perf, device):
+    """The ensembles' member pass against the eval pass and the per-image-mask pass, timed interleaved in one run
+    (so a busy neighbour slows all three alike); ratios in extra_info. Under make bench the thinned pass must
+    take at most THINNED_TARGET of the eval pass."""
+    cfg = make_config("dropout")
+    n = perf.size(VAL_IMAGES, 500)
+    model = make_model(cfg, cfg.p_input, cfg.p_hidden, device)
+    x = torch.randn(n, 784, generator=gen(8)).to(device)
+    rounds = perf.size(SIDE_BY_SIDE_ROUNDS, 1)
+    times: dict[str, list[float]] = {"eval": [], "mc_train": [], "thinned": []}
+    with torch.no_grad(), ensemble_members(model, x, 1, "thinned") as thinned, \
+            ensemble_members(model, x, 2, "per_image") as per_image:
+        passes = {"eval": lambda: model.eval()(x), "mc_train": lambda: model.train()(x), "thinned": thinned}
+        for _ in range(rounds + 1):  # the first round warms up
+            for mode, fn in passes.items():
+                start = time.perf_counter()
+                fn()
+                sync(device)
+                times[mode].append(time.perf_counter() - start)
+        med = {mode: _median(t[1:] or t) for mode, t in times.items()}
+        ratio = med["thinned"] / med["eval"]
+        out = perf.measure(benchmark, lambda: thinned(), flops=thinned_flops(cfg, n), batch=n,
+                           group="part3-thinned-vs-eval", eval_s=med["eval"], mc_train_s=med["mc_train"],
+                           thinned_s=med["thinned"], thinned_to_eval=ratio, mc_train_to_eval=med["mc_train"] / med["eval"],
+                           rounds_side_by_side=rounds, target=THINNED_TARGET)
+    assert out.shape == (n, 10)
+    if not perf.disabled:
+        assert ratio <= THINNED_TARGET, f"thinned pass {ratio:.2f}x the eval pass (target <= {THINNED_TARGET})"

@@ -22,7 +22,7 @@ from lab import PROJECT_ROOT
 from lab.errors import LabError
 
 # Bump when the layout of a results file changes incompatibly; older files are refused, not misread.
-SCHEMA_VERSION = 2  # 2: Monte-Carlo seeds of different length (k_max_per_seed, nulls beyond)
+SCHEMA_VERSION = 3  # 3: Part 3 per training seed (arms[...]["runs"], mc["runs"]); 2: MC seeds of different length
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -17,6 +17,7 @@ def test_defaults_are_the_labs_protocol():
     drop = make_config("dropout")
     assert (drop.hidden, drop.p_input, drop.p_hidden, drop.sigma, drop.lr) == ((800, 800), 0.2, 0.5, 0.1, 3e-4)
     assert (drop.n_train, drop.n_val) == (5000, 10000)
+    assert (drop.n_train_seeds, drop.k_max) == (3, 1000)  # the "at least 3 training seeds, each to k = 1,000"
 
 
 def test_configs_are_frozen():
@@ -47,6 +48,9 @@ def test_string_overrides_are_typed():
         ("dropout", {"p_hidden": "1.0"}, "p_hidden must be in [0, 1)"),
         ("dropout", {"p_input": "-0.1"}, "p_input must be in [0, 1)"),
         ("dropout", {"sigma": "-1"}, "sigma must be > 0"),
+        ("dropout", {"n_train_seeds": "0"}, "n_train_seeds must be in [1, 100]"),
+        ("dropout", {"k_max_reference": "-1"}, "k_max_reference must be >= 0"),
+        ("dropout", {"k_max_spread": "300"}, "unknown setting 'k_max_spread'"),
         ("deep_init", {"inits": "he,bogus"}, "unknown init 'bogus'"),
         ("deep_init", {"inits": "normal:-2"}, "positive finite"),
         ("nope", {}, "unknown experiment 'nope'"),

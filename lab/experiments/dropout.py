@@ -4,10 +4,13 @@
 
 Two arms share the init draw and the minibatch order: dropout (20 % on the input, 50 % after each hidden
 layer) and no dropout. Each epoch both are scored in eval mode on the full training and validation sets.
-Afterwards the dropout net is kept in train mode and k stochastic passes over validation images are
-averaged (logits, or probabilities) for k on a log grid, every k of a mask seed read off one run of passes
-with running sums: the first mask seed runs to k_max, the others to k_max_spread (their spread costs passes
-over every image). The result is compared with the usual eval-mode (weight-scaling) prediction.
+The pair is trained under n_train_seeds training seeds (each changes the init draw, the minibatch order and
+the training masks), so every number comes with its spread and the arms are compared per seed.
+Afterwards each seed's dropout net becomes an ensemble: k thinned networks (one dropout mask per pass,
+shared by every image, run as a smaller dense net: lab.thinned) are averaged (logits, or probabilities) for
+k on a log grid up to k_max, every k read off one run of passes with running sums. The ordinary train-mode
+pass (a fresh mask per image) is the reference estimator, run to a smaller k; both are compared with the
+usual eval-mode (weight-scaling) prediction.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 
+from lab import thinned
 from lab.config import DropoutConfig
 from lab.context import RunContext
 from lab.data import MnistSplit, Split, mnist_split
@@ -38,6 +42,11 @@ EVAL_BATCH = 5_000  # evaluation chunk: bounds memory, does not change the numbe
 # ~11 % with the inputs zeroed, in ~2 s on 2 CPU cores; a label shuffle or shift stays at the baseline.
 GATE_FIT_ROWS = (2_000, 2_000)
 GATE_FIT_EPOCHS = 3
+# train_arm draws the init from seed, the minibatch order from seed + 1 and the training masks from seed + 2:
+# training seeds 10 apart never share a stream.
+SEED_STRIDE = 10
+ESTIMATORS = ("thinned", "per_image")  # one mask per pass shared by all images (the study's), or one per image
+GATE_PATH_ROWS, GATE_PATH_MASKS = 500, 3  # the thinned-network path check: validation rows x mask draws
 
 
 @contextmanager
@@ -178,42 +187,83 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
     return model, record
 
 
-def time_pass(model: MLP, x: torch.Tensor, train_mode: bool, repeats: int = 3) -> float:
-    """Median wall time (s) of one forward pass over x in train (stochastic) or eval mode."""
-    was_training = model.training
-    model.train(train_mode)
+def train_seeds(cfg: DropoutConfig) -> list[int]:
+    """The training seeds: cfg.seed, cfg.seed + 10, ... (train_arm uses seed, seed + 1 and seed + 2)."""
+    return [cfg.seed + SEED_STRIDE * i for i in range(cfg.n_train_seeds)]
+
+
+def mask_seeds(train_seed: int, n: int) -> list[int]:
+    """n thinned-ensemble mask seeds of one training seed's net, then one more for the per-image reference."""
+    return [1000 * (train_seed + 1) + j for j in range(n + 1)]
+
+
+def _median_time(fn, x: torch.Tensor, repeats: int) -> float:
+    fn()  # warm-up
     times = []
-    with torch.no_grad():
-        model(x)  # warm-up
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            if x.device.type == "cuda":
-                torch.cuda.synchronize(x.device)
-            times.append(time.perf_counter() - start)
-    model.train(was_training)
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize(x.device)
+        times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
 
 @torch.no_grad()
-def mc_ensemble(model: MLP, x: torch.Tensor, y: torch.Tensor, ks: list[int], seed: int, ctx: RunContext) -> dict:
-    """One run of max(ks) train-mode passes with running sums (one mask seed); error (%) and NLL of the average
-    at every k in ks. mc_study calls it with the whole grid for the first mask seed and with the grid up to
-    k_max_spread for the others.
+def time_passes(model: MLP, x: torch.Tensor, seed: int, repeats: int = 3) -> dict[str, float]:
+    """Median wall time (s) of one pass over x: eval mode, one thinned net, one per-image-mask (train-mode) pass."""
+    was_training = model.training
+    model.eval()
+    out = {"eval": _median_time(lambda: model(x), x, repeats)}
+    model.train(was_training)
+    with ensemble_members(model, x, seed, "thinned") as member:
+        out["thinned"] = _median_time(member, x, repeats)
+    with ensemble_members(model, x, seed, "per_image") as member:
+        out["per_image"] = _median_time(member, x, repeats)
+    return out
+
+
+@contextmanager
+def ensemble_members(model: MLP, x: torch.Tensor, seed: int, estimator: str) -> Iterator:
+    """A callable returning the logits (over every row of x) of one new ensemble member per call.
+
+    "thinned": one mask per member, shared by every row, drawn from its own generator (lab.thinned);
+    "per_image": the ordinary train-mode pass, a fresh mask for every row, from the seeded global RNG.
+    The model's mode is left as it was.
+    """
+    if estimator == "thinned":
+        gen = torch.Generator().manual_seed(seed)
+        columns = thinned.as_columns(x)
+        yield lambda: thinned.thinned_logits(model, thinned.draw_masks(model, gen), columns)
+        return
+    if estimator != "per_image":
+        raise ValueError(f"unknown estimator {estimator!r} (choose from {ESTIMATORS})")
+    was_training = model.training
+    model.train()  # dropout on: every pass samples a new mask, i.e. a new member of the ensemble
+    try:
+        with seeded(seed, x.device):
+            yield lambda: model(x)
+    finally:
+        model.train(was_training)
+
+
+@torch.no_grad()
+def mc_ensemble(model: MLP, x: torch.Tensor, y: torch.Tensor, ks: list[int], seed: int, ctx: RunContext,
+                estimator: str = "thinned") -> dict:
+    """One run of max(ks) ensemble members with running sums (one mask seed); error (%) and NLL of the average
+    at every k in ks. mc_study runs the thinned estimator to k_max and the per-image one as its reference.
 
     "logits": classify the mean logit (a geometric-mean ensemble); "probs": the mean softmax probability.
     """
-    was_training = model.training
-    model.train()  # dropout on: every pass samples a new mask, i.e. a new member of the ensemble
     sum_logits = torch.zeros(x.shape[0], model.n_classes, device=x.device)
     sum_probs = torch.zeros_like(sum_logits)
     out: dict[str, dict[str, list[float]]] = {m: {"error_pct": [], "nll": []} for m in ("logits", "probs")}
     wanted, n = set(ks), x.shape[0]
     start = time.perf_counter()
     mean_logits = sum_logits
-    with seeded(seed, x.device):
-        for k in ctx.progress(range(1, max(ks) + 1), desc=f"MC dropout, mask seed {seed}"):
-            logits = model(x)
+    with ensemble_members(model, x, seed, estimator) as member:
+        for k in ctx.progress(range(1, max(ks) + 1), desc=f"MC dropout ({estimator}), mask seed {seed}"):
+            logits = member()
             sum_logits += logits
             sum_probs += torch.softmax(logits, dim=1)
             if k in wanted:
@@ -223,60 +273,42 @@ def mc_ensemble(model: MLP, x: torch.Tensor, y: torch.Tensor, ks: list[int], see
                 out["probs"]["error_pct"].append(100.0 * int((mean_probs.argmax(1) != y).sum()) / n)
                 picked = mean_probs.gather(1, y[:, None]).clamp_min(1e-12)
                 out["probs"]["nll"].append(float(-picked.log().mean()))
-    model.train(was_training)
     # mean_logits: the ensemble's averaged logits at the largest k (for the gate; never saved to JSON)
     return {**out, "wall_s": time.perf_counter() - start, "mean_logits": mean_logits}
 
 
-def first_meeting(ks: list[int], errors: list[float], target: float) -> int | None:
-    """Smallest k on the grid whose error is <= target (None if the curve never gets there)."""
-    return next((k for k, e in zip(ks, errors) if e <= target), None)
-
-
-def pad(values: list[float], length: int) -> list[float | None]:
-    """A seed that stopped at a smaller k has no value beyond it: None (JSON null), never a made-up number."""
-    return list(values) + [None] * (length - len(values))
-
-
-def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, ctx: RunContext) -> dict:
+def mc_images(cfg: DropoutConfig, data: MnistSplit) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first n_mc validation images: what every ensemble and its eval-mode baseline are scored on."""
     s = data.split
     n = min(cfg.n_mc, s.x_val.shape[0])
-    x, y = s.x_val[:n], s.y_val[:n]
+    return s.x_val[:n], s.y_val[:n]
+
+
+def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, train_seed: int, ctx: RunContext) -> dict:
+    """One training seed's dropout net as an ensemble: n_mask_seeds thinned-network runs to k_max, the per-image
+    reference to k_max_reference, and the eval-mode (weight-scaling) error on the same images."""
+    x, y = mc_images(cfg, data)
     ks = k_grid(cfg.k_max)
-    seeds = [1000 * (cfg.seed + 1) + i for i in range(cfg.n_mask_seeds)]
-    # The first mask seed goes to k_max; the others to k_max_spread (cost): each seed's k is a prefix of the grid.
-    seed_ks = [ks] + [[k for k in ks if k <= cfg.k_max_spread] or ks[:1]] * (len(seeds) - 1)
-    runs = [mc_ensemble(model, x, y, kk, seed, ctx) for kk, seed in zip(seed_ks, seeds)]
+    *seeds, ref_seed = mask_seeds(train_seed, cfg.n_mask_seeds)
+    runs = [mc_ensemble(model, x, y, ks, seed, ctx) for seed in seeds]
     base = evaluate_rows(model, x, y)  # weight scaling: dropout off, activations scaled (inverted dropout)
-    with seeded(seeds[-1] + 1, x.device):  # the timing passes draw masks too: keep them off the global RNG
-        eval_pass, train_pass = time_pass(model, x, train_mode=False), time_pass(model, x, train_mode=True)
     out = {
-        "arm": "dropout",
-        "n_images": n,
-        "image_range": [data.val_range[0], data.val_range[0] + n],
-        "k_grid": ks,
+        "train_seed": train_seed,
         "mask_seeds": seeds,
-        "k_max_per_seed": [kk[-1] for kk in seed_ks],
         "eval_error_pct": base["error_pct"],
         "eval_loss": base["loss"],
-        "eval_pass_s": eval_pass,
-        "mc_pass_s": train_pass,
-        "pass_cost_ratio": train_pass / eval_pass if eval_pass > 0 else None,
-        "wall_s": sum(r["wall_s"] for r in runs),
+        # [mask seed][k]; the report reads means, spreads and meeting points off these curves
+        "thinned": {mode: {key: [r[mode][key] for r in runs] for key in ("error_pct", "nll")} for mode in ("logits", "probs")},
+        "thinned_wall_s": sum(r["wall_s"] for r in runs),
+        "reference_seed": None,
+        "per_image": None,
+        "per_image_wall_s": None,
     }
-    for mode in ("logits", "probs"):
-        errors = [pad(r[mode]["error_pct"], len(ks)) for r in runs]  # [seed][k], None beyond a seed's k
-        mean = [sum(v for v in col if v is not None) / sum(v is not None for v in col) for col in zip(*errors)]
-        out[mode] = {
-            "error_pct": errors,
-            "nll": [pad(r[mode]["nll"], len(ks)) for r in runs],
-            "error_pct_mean": mean,
-            # On the first seed's curve, the only one that reaches k_max: the mean above switches from
-            # n_mask_seeds seeds to one at k_max_spread, and a meeting point read off it could be that switch.
-            "meet_k": first_meeting(ks, runs[0][mode]["error_pct"], base["error_pct"]),
-            "meet_k_curve": "first mask seed",
-            "meet_k_per_seed": [first_meeting(kk, r[mode]["error_pct"], base["error_pct"]) for kk, r in zip(seed_ks, runs)],
-        }
+    if cfg.k_max_reference > 0:
+        ref = mc_ensemble(model, x, y, k_grid(min(cfg.k_max_reference, cfg.k_max)), ref_seed, ctx, "per_image")
+        out.update(reference_seed=ref_seed, per_image={mode: {key: ref[mode][key] for key in ("error_pct", "nll")}
+                                                       for mode in ("logits", "probs")},
+                   per_image_wall_s=ref["wall_s"])
     return out
 
 
@@ -320,31 +352,65 @@ def sample_digits(data: MnistSplit, n: int = N_SAMPLE_DIGITS) -> dict:
     }
 
 
+def arm_settings(cfg: DropoutConfig) -> dict[str, tuple[float, float]]:
+    """arm -> (p_input, p_hidden)."""
+    return {"dropout": (cfg.p_input, cfg.p_hidden), "no_dropout": (0.0, 0.0)}
+
+
+def init_records(records: list[dict]) -> dict:
+    """The per-seed init records as one: shared quantities once, measured ones as per-seed lists."""
+    varying = ("loss", "logit_std")
+    return {**{k: v for k, v in records[0].items() if k not in varying}, **{k: [r[k] for r in records] for k in varying}}
+
+
 def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
     t0 = time.perf_counter()
     data = load_data(cfg, ctx.device)
     s = data.split
     data_s = time.perf_counter() - t0
+    seeds = train_seeds(cfg)
 
-    init_record, init_check = init_finding(make_model(cfg, 0.0, 0.0, ctx.device), data, cfg)
+    inits = [init_finding(make_model(replace(cfg, seed=seed), 0.0, 0.0, ctx.device), data, cfg) for seed in seeds]
     findings = [
-        init_check,
+        inits[0][1],  # the first training seed's init; the others' numbers are in metrics["init"]
         check_normalized(s.x_train, per_feature=False, name="MNIST training inputs normalised", scope="finding"),
         check_disjoint_content(s.x_train, s.x_val, name="MNIST train/validation disjoint by content", scope="finding"),
     ]
 
-    arms, models = {}, {}
-    for arm, (p_in, p_hid) in {"dropout": (cfg.p_input, cfg.p_hidden), "no_dropout": (0.0, 0.0)}.items():
-        models[arm], arms[arm] = train_arm(cfg, data, arm, p_in, p_hid, ctx)
+    arms = {arm: {"p_input": p_in, "p_hidden": p_hid, "runs": []} for arm, (p_in, p_hid) in arm_settings(cfg).items()}
+    mc_runs, test_runs, optimizer, pass_s = [], [], None, None
+    mc_s = 0.0
+    for seed in seeds:
+        models = {}
+        for arm, (p_in, p_hid) in arm_settings(cfg).items():
+            models[arm], record = train_arm(replace(cfg, seed=seed), data, f"{arm}, seed {seed}", p_in, p_hid, ctx)
+            arms[arm]["label"] = record.pop("label")
+            optimizer = record.pop("optimizer")
+            arms[arm]["runs"].append({"train_seed": seed, **{k: v for k, v in record.items() if not k.startswith("p_")}})
+        t_mc = time.perf_counter()
+        if arms["dropout"]["runs"][-1]["diverged_at"] is None:
+            mc_runs.append(mc_study(cfg, models["dropout"], data, seed, ctx))
+            if pass_s is None:  # pass costs do not depend on the weights: timed once, on the first trained net
+                pass_s = time_passes(models["dropout"], mc_images(cfg, data)[0], mask_seeds(seed, cfg.n_mask_seeds)[-1] + 1)
+        mc_s += time.perf_counter() - t_mc
+        if cfg.final and data.x_test is not None:
+            test_runs.append({arm: evaluate_rows(m, data.x_test, data.y_test) for arm, m in models.items()})
 
-    t_mc = time.perf_counter()
-    mc = None if arms["dropout"]["diverged_at"] is not None else mc_study(cfg, models["dropout"], data, ctx)
-    mc_s = time.perf_counter() - t_mc
-
+    mc = None
+    if mc_runs:
+        x_mc = mc_images(cfg, data)[0]
+        mc = {
+            "n_images": int(x_mc.shape[0]),
+            "image_range": [data.val_range[0], data.val_range[0] + int(x_mc.shape[0])],
+            "k_grid": k_grid(cfg.k_max),
+            "k_grid_reference": k_grid(min(cfg.k_max_reference, cfg.k_max)) if cfg.k_max_reference > 0 else [],
+            "runs": mc_runs,  # one per training seed whose dropout arm finished
+            "pass_time_s": pass_s,
+            "wall_s": mc_s,
+        }
     test = None
-    if cfg.final and data.x_test is not None:
-        test = {"n_test": int(data.x_test.shape[0]),
-                "arms": {arm: evaluate_rows(m, data.x_test, data.y_test) for arm, m in models.items()}}
+    if test_runs:
+        test = {"n_test": int(data.x_test.shape[0]), "arms": {arm: [t[arm] for t in test_runs] for arm in arms}}
 
     metrics = {
         "data": {
@@ -361,16 +427,17 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         },
         "samples": sample_digits(data),
         "widths": [784, *cfg.hidden, 10],
-        "optimizer": {"name": "AdamW", **[arm.pop("optimizer") for arm in arms.values()][0]},
-        "init": init_record,
+        "optimizer": {"name": "AdamW", **optimizer},
+        "train_seeds": seeds,
+        "init": init_records([record for record, _ in inits]),
         "epochs": list(range(cfg.epochs + 1)),  # an arm that diverged has shorter curves
         "arms": arms,
         "mc": mc,
         "test": test,
         "timing_s": {
             "data": data_s,
-            "train": {arm: sum(t for t in arms[arm]["train_time_s"] if t is not None) for arm in arms},
-            "eval": {arm: sum(t for t in arms[arm]["eval_time_s"] if t is not None) for arm in arms},
+            "train": {arm: sum(t for r in arms[arm]["runs"] for t in r["train_time_s"] if t is not None) for arm in arms},
+            "eval": {arm: sum(t for r in arms[arm]["runs"] for t in r["eval_time_s"] if t is not None) for arm in arms},
             "mc": mc_s,
         },
     }
@@ -426,8 +493,22 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         return fast, ref
 
     def ensemble(model, x, k, seed):
+        """The averaged logits of mc_ensemble's default estimator: the thinned networks the study averages."""
         y = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         return mc_ensemble(model, x, y, [k], seed, RunContext(device=device, quiet=True))["mean_logits"]
+
+    def thinned_vs_masked(d: GateData) -> tuple[torch.Tensor, torch.Tensor]:
+        """The study's thinned nets against the full net with the same masks (inverted dropout), on a dropout net
+        with random biases: a fresh net's zero biases would hide a bias picked from the wrong units."""
+        model = build(dropout=True)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        with torch.no_grad():
+            for layer in model.layers:
+                layer.bias.copy_(torch.randn(layer.bias.shape, generator=gen).mul_(0.1))
+        x = d.x_val[:GATE_PATH_ROWS]
+        masks = [thinned.draw_masks(model, gen) for _ in range(GATE_PATH_MASKS)]
+        fast = torch.stack([thinned.thinned_logits(model, m, thinned.as_columns(x)) for m in masks])
+        return fast, torch.stack([thinned.masked_logits(model, m, x) for m in masks])
 
     return GateHooks(
         experiment="dropout",
@@ -448,11 +529,21 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         split_scores=split_scores,
         ensemble=ensemble,
         overfit={"n": 10, "steps": 50, "lr": 1e-3},  # measured: loss 0, 100 % after 50 steps
-        paths={"in-place Monte-Carlo pass": PathPair(
-            mc_pass_vs_autograd, tol=1e-5,
-            what="train-mode logits of 500 validation images under no_grad (in-place masks) vs autograd, same masks",
-            fix="lab.dropout.dropout's in-place branch no longer computes what the out-of-place branch computes")},
+        paths={
+            "thinned networks": PathPair(
+                thinned_vs_masked, tol=1e-3,  # measured 3e-5: float32 sums in another order; a wrong scale is >= 25 %
+                what=(f"logits of {GATE_PATH_MASKS} thinned networks (kept rows and columns, 1/(1-p) on the columns) "
+                      f"vs the full net with the same masks as inverted dropout, {GATE_PATH_ROWS} validation images"),
+                fix="lab.thinned.thin/thinned_logits no longer builds the masked net: check which units' rows and "
+                    "columns are kept and that 1/(1-p) scales the columns fed by a dropped layer, never the bias"),
+            "in-place Monte-Carlo pass": PathPair(
+                mc_pass_vs_autograd, tol=1e-5,
+                what="train-mode logits of 500 validation images under no_grad (in-place masks) vs autograd, same masks",
+                fix="lab.dropout.dropout's in-place branch no longer computes what the out-of-place branch computes"),
+        },
     )
 
 
-__all__ = ["first_meeting", "gate_hooks", "load_data", "train_epoch", "k_grid", "mc_ensemble", "predicted_logit_std", "run", "seeded", "train_arm"]
+__all__ = ["ESTIMATORS", "ensemble_members", "gate_hooks", "k_grid", "load_data", "mask_seeds",
+           "mc_ensemble", "mc_study", "predicted_logit_std", "run", "seeded", "time_passes", "train_arm", "train_epoch",
+           "train_seeds"]

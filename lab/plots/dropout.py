@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 from lab.plots import COLORS, nan_array
 
 ARMS = ("dropout", "no_dropout")
 SRIVASTAVA_K = 50  # Srivastava et al. 2014, JMLR, section 7.5: MC averaging matches weight scaling at k ~ 50
+REFERENCE_COLOR = "#2ca02c"  # the per-image-mask reference estimator
 
 
 def _arm_items(metrics: dict):
@@ -21,8 +22,39 @@ def _arm_items(metrics: dict):
 _values = nan_array  # JSON lists may hold None (a NaN/Inf that was measured): plot those as gaps
 
 
+def seed_matrix(rows: list[list[float | None]]) -> np.ndarray:
+    """[seed, step] as floats, rows of different length (a diverged arm stops early) padded with NaN."""
+    width = max((len(r) for r in rows), default=0)
+    return nan_array([list(r) + [None] * (width - len(r)) for r in rows])
+
+
+def arm_curves(arm: dict, key: str) -> np.ndarray:
+    """One curve of an arm as [training seed, epoch]."""
+    return seed_matrix([run[key] for run in arm["runs"]])
+
+
+def band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, min and max over axis 0 (training seeds), ignoring NaN; all-NaN columns stay NaN without warnings."""
+    v = np.asarray(values, dtype=float)
+    ok = ~np.isnan(v)
+    count = ok.sum(0)
+    total = np.where(ok, v, 0.0).sum(0)
+    mean = np.divide(total, count, out=np.full(v.shape[1:], np.nan), where=count > 0)
+    lo = np.where(count > 0, np.where(ok, v, np.inf).min(0), np.nan)
+    hi = np.where(count > 0, np.where(ok, v, -np.inf).max(0), np.nan)
+    return mean, lo, hi
+
+
+def _line_band(ax, x, values: np.ndarray, color, label=None, **kwargs) -> None:
+    mean, lo, hi = band(values)
+    ax.plot(x, mean, color=color, label=label, **kwargs)
+    if values.shape[0] > 1:
+        ax.fill_between(x, lo, hi, color=color, alpha=0.15, lw=0)
+
+
 def plot_curves(metrics: dict, what: str, ax, legend: bool = True) -> None:
-    """Training (dashed) and validation (solid) loss or error % per epoch for both arms, both in eval mode.
+    """Training (dashed) and validation (solid) loss or error % per epoch for both arms, both in eval mode:
+    mean over training seeds, band = min-max over them.
 
     what = "loss" also draws the training loss as seen during training (mean minibatch loss, dropout on)
     as dots at mid-epoch; loss is drawn on a log axis because the no-dropout training loss falls to ~1e-4.
@@ -31,16 +63,18 @@ def plot_curves(metrics: dict, what: str, ax, legend: bool = True) -> None:
     key = {"loss": "loss", "error": "error_pct"}[what]
     for arm, d in _arm_items(metrics):
         color = COLORS.get(arm)
-        epochs = np.arange(len(d["val_loss"]))
+        val = arm_curves(d, f"val_{key}")
+        epochs = np.arange(val.shape[1])
         name = short.get(arm, arm)
-        ax.plot(epochs, _values(d[f"val_{key}"]), color=color, lw=1.6, label=f"{name}: validation")
-        ax.plot(epochs, _values(d[f"train_{key}"]), color=color, lw=1.2, ls="--", label=f"{name}: training")
+        _line_band(ax, epochs, val, color, f"{name}: validation", lw=1.6)
+        _line_band(ax, epochs, arm_curves(d, f"train_{key}"), color, f"{name}: training", lw=1.2, ls="--")
         if what == "loss":
-            run = _values(d["run_loss"])
+            run = band(arm_curves(d, "run_loss"))[0]
             ax.plot(epochs[1:] - 0.5, run[1:], color=color, lw=0, marker=".", ms=3, alpha=0.7,
                     label=f"{name}: training, as seen while training")
-        if d.get("diverged_at") is not None:
-            ax.axvline(d["diverged_at"], color=color, ls=":", lw=1)
+        for r in d["runs"]:
+            if r.get("diverged_at") is not None:
+                ax.axvline(r["diverged_at"], color=color, ls=":", lw=1)
     ax.set_xlabel("epoch (0 = at init)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # short runs: no 1.25-epoch ticks
     if what == "loss":
@@ -56,12 +90,13 @@ def plot_curves(metrics: dict, what: str, ax, legend: bool = True) -> None:
 
 
 def plot_gap(metrics: dict, ax, what: str = "loss") -> None:
-    """Generalization gap per epoch: validation minus training (eval mode), for both arms."""
+    """Generalization gap per epoch: validation minus training (eval mode), for both arms; mean and min-max band
+    over training seeds (each seed's gap first, then the band)."""
     key = {"loss": "loss", "error": "error_pct"}[what]
     for arm, d in _arm_items(metrics):
-        gap = _values(d[f"val_{key}"]) - _values(d[f"train_{key}"])
-        epochs = np.arange(len(gap))
-        ax.plot(epochs[1:], gap[1:], color=COLORS.get(arm), lw=1.6, label=d["label"])
+        gap = arm_curves(d, f"val_{key}") - arm_curves(d, f"train_{key}")
+        epochs = np.arange(gap.shape[1])
+        _line_band(ax, epochs[1:], gap[:, 1:], COLORS.get(arm), d["label"], lw=1.6)
     ax.axhline(0.0, color="k", lw=0.8)
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -87,55 +122,96 @@ def plot_digits(samples: dict, axes, vlim: float | None = None):
     return im
 
 
-def _spread(errors: list[list[float | None]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean, min, max over the mask seeds that reached each k (None = that seed stopped at a smaller k)."""
-    e = nan_array(errors)  # [seed, k]
-    return np.nanmean(e, 0), np.nanmin(e, 0), np.nanmax(e, 0)
+def thinned_curve(run: dict, mode: str, key: str = "error_pct") -> list[float]:
+    """One training seed's thinned-network ensemble curve over k: the mean over its mask seeds."""
+    return [float(v) for v in np.mean(np.asarray(run["thinned"][mode][key], dtype=float), axis=0)]
+
+
+def mc_matrix(mc: dict, mode: str, key: str = "error_pct", estimator: str = "thinned") -> np.ndarray:
+    """[training seed, k]: the thinned ensemble (mean over mask seeds) or the per-image reference."""
+    if estimator == "thinned":
+        return seed_matrix([thinned_curve(r, mode, key) for r in mc["runs"]])
+    return seed_matrix([r["per_image"][mode][key] for r in mc["runs"] if r.get("per_image")])
+
+
+def eval_values(mc: dict, key: str = "error_pct") -> np.ndarray:
+    """Weight-scaling (eval-mode) error or loss of each training seed's dropout net on the ensemble's images."""
+    return np.asarray([r[f"eval_{'error_pct' if key == 'error_pct' else 'loss'}"] for r in mc["runs"]], dtype=float)
+
+
+def _k_axis(ax) -> None:
+    """Log k axis labelled 1, 10, 100, 1000 rather than 10^0, 10^1, ..."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("k (ensemble members averaged)")
+
+
+SYMLOG_TICKS = (-20, -10, -5, -2, -1, -0.5, 0, 0.5, 1, 2, 5, 10, 20, 50)  # points, for the paired panel
+
+
+def _eval_line(ax, values: np.ndarray, label: str) -> None:
+    ax.axhline(float(np.mean(values)), color=COLORS["eval"], ls="--", lw=1.2, label=label)
+    if len(values) > 1 and np.ptp(values) > 0:
+        ax.axhspan(float(np.min(values)), float(np.max(values)), color=COLORS["eval"], alpha=0.08, lw=0)
 
 
 def plot_mc_error(mc: dict, mode: str, ax) -> None:
-    """Error of the k-pass MC ensemble vs k (log x): mean over mask seeds, min-max band, eval-mode line."""
+    """Error of the k-member ensemble vs k (log x): thinned networks (every training seed to k_max) and the
+    per-image-mask reference, mean over training seeds with min-max bands; eval mode as a dashed line (band)."""
     ks = np.asarray(mc["k_grid"])
-    mean, lo, hi = _spread(mc[mode]["error_pct"])
-    color = COLORS["dropout"]
-    n_seeds = len(mc[mode]["error_pct"])
-    per = mc.get("k_max_per_seed") or [int(ks[-1])] * n_seeds
-    who = f"mean of {n_seeds} mask seeds" + (f"; 1 seed beyond k = {min(per[1:])}" if len(set(per)) > 1 else "")
-    ax.plot(ks, mean, marker="o", ms=3, color=color, label=f"MC dropout, {mode} averaged ({who})")
-    if n_seeds > 1:
-        ax.fill_between(ks, lo, hi, color=color, alpha=0.2, lw=0, label="min-max over mask seeds")
-    ax.axhline(mc["eval_error_pct"], color=COLORS["eval"], ls="--", lw=1.2,
-               label=f"eval mode (weight scaling): {mc['eval_error_pct']:.2f} %")
-    meet = mc[mode].get("meet_k")  # read off the first mask seed's curve (the one that reaches k_max), not the mean
-    if meet is not None:
-        whose = "first mask seed: " if n_seeds > 1 else ""
-        ax.axvline(meet, color=color, ls=":", lw=1.0, label=f"{whose}first k at or below eval mode: {meet}")
+    n = len(mc["runs"])
+    who = f"mean of {n} training seeds" if n > 1 else "one training seed"
+    _line_band(ax, ks, mc_matrix(mc, mode), COLORS["dropout"], f"thinned networks, {mode} averaged ({who})",
+               marker="o", ms=3)
+    ref = mc_matrix(mc, mode, estimator="per_image")
+    if ref.size:
+        _line_band(ax, np.asarray(mc["k_grid_reference"]), ref, REFERENCE_COLOR,
+                   "per-image masks (reference estimator)", marker="s", ms=3, ls=":")
+    ev = eval_values(mc)
+    _eval_line(ax, ev, f"eval mode (weight scaling): {np.mean(ev):.2f} %")
     if ks.max() >= SRIVASTAVA_K:
         ax.axvline(SRIVASTAVA_K, color="#7f7f7f", ls="-.", lw=0.9, label=f"Srivastava et al.: k ~ {SRIVASTAVA_K}")
-    ax.set_xscale("log")
-    ax.set_xlabel("k (train-mode passes averaged)")
+    _k_axis(ax)
     ax.set_ylabel("validation error (%)")
     ax.legend(loc="upper right", fontsize=7)
 
 
+def plot_mc_paired(mc: dict, mode: str, ax) -> None:
+    """Ensemble error minus the same net's eval-mode error, per training seed (thin lines) and their mean."""
+    ks = np.asarray(mc["k_grid"])
+    diff = mc_matrix(mc, mode) - eval_values(mc)[:, None]
+    color = COLORS["dropout"]
+    for i, row in enumerate(diff):
+        ax.plot(ks, row, color=color, lw=0.8, alpha=0.5, label="one training seed" if i == 0 else None)
+    ax.plot(ks, np.nanmean(diff, 0), color=color, lw=1.8, marker="o", ms=3, label="mean over training seeds")
+    ax.axhline(0.0, color=COLORS["eval"], ls="--", lw=1.2, label="eval mode (weight scaling)")
+    _k_axis(ax)
+    ax.set_yscale("symlog", linthresh=0.5)  # k = 1 is several points above, k = 1,000 a few images around 0
+    lo, hi = ax.get_ylim()
+    ax.yaxis.set_major_locator(FixedLocator([t for t in SYMLOG_TICKS if lo <= t <= hi]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_ylabel("ensemble - eval-mode error (points),\nlinear within +/- 0.5")
+    ax.legend(loc="upper right", fontsize=7)
+
+
 def plot_mc_modes(mc: dict, what: str, ax) -> None:
-    """Logit averaging vs probability averaging: error (%) or NLL of the ensemble against k."""
+    """Logit averaging vs probability averaging: error (%) or NLL of the thinned ensemble against k; mean and
+    min-max band over training seeds."""
     ks = np.asarray(mc["k_grid"])
     styles = {"logits": ("#1f77b4", "-", "average logits"), "probs": ("#ff7f0e", "--", "average probabilities")}
+    key = "error_pct" if what == "error" else "nll"
     for mode, (color, ls, label) in styles.items():
-        key = "error_pct" if what == "error" else "nll"
-        mean, lo, hi = _spread(mc[mode][key])
-        ax.plot(ks, mean, color=color, ls=ls, marker="o", ms=3, label=label)
-        if len(mc[mode][key]) > 1:
-            ax.fill_between(ks, lo, hi, color=color, alpha=0.15, lw=0)
-    base = mc["eval_error_pct"] if what == "error" else mc["eval_loss"]
-    ax.axhline(base, color=COLORS["eval"], ls=":", lw=1.2, label="eval mode (weight scaling)")
-    ax.set_xscale("log")
+        _line_band(ax, ks, mc_matrix(mc, mode, key), color, label, ls=ls, marker="o", ms=3)
+    _eval_line(ax, eval_values(mc, key), "eval mode (weight scaling)")
+    _k_axis(ax)
     if what != "error":
         ax.set_yscale("log")  # a single pass's NLL is several times the ensemble's
-    ax.set_xlabel("k (train-mode passes averaged)")
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))  # 0.05, 0.1, 0.2, 0.5, 1, 2, 5, ...
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_ylabel("validation error (%)" if what == "error" else "validation NLL of the ensemble")
     ax.legend(loc="upper right", fontsize=7)
 
 
-__all__ = ["ARMS", "SRIVASTAVA_K", "plot_curves", "plot_digits", "plot_gap", "plot_mc_error", "plot_mc_modes"]
+__all__ = ["ARMS", "SRIVASTAVA_K", "arm_curves", "band", "eval_values", "mc_matrix", "plot_curves", "plot_digits",
+           "plot_gap", "plot_mc_error", "plot_mc_modes", "plot_mc_paired", "seed_matrix", "thinned_curve"]
