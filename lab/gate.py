@@ -11,6 +11,7 @@ of lab/ it came from, never a traceback. ``checks/test_gate.py`` runs each entry
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import traceback
@@ -22,6 +23,7 @@ from typing import Callable
 import torch
 
 from lab import PROJECT_ROOT
+from lab.batched import single_thread
 from lab.config import make_config
 from lab.errors import LabError
 from lab.experiments import EXPERIMENTS, get_experiment
@@ -451,7 +453,8 @@ def run_check(name: str, device: torch.device, session: Session | None = None) -
             session.hooks(experiment)  # raises the construction error, if that is what failed
             raise LabError(f"unknown gate entry {name}")
         hooks = session.hooks(experiment)
-        result = _BY_KEY[key].run(session, hooks, variant)
+        with single_thread(device) if hooks.tiny else contextlib.nullcontext():
+            result = _BY_KEY[key].run(session, hooks, variant)
     except LabError as exc:
         return CheckResult(f"{experiment}: {key}", False, "could not run", "runs", str(exc))
     except Exception as exc:  # noqa: BLE001 - a bug in the experiment is a failed check, not a crash of the gate

@@ -89,6 +89,7 @@ class GateHooks:
     ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor] | None = None
     paths: dict[str, PathPair] = field(default_factory=dict)  # optimised path vs plain reference
     overfit: dict[str, Any] | None = None  # {"n": examples, "steps": ..., "lr": ...} for overfit-one-batch
+    tiny: bool = False  # tiny nets: checked on one CPU thread, as run() trains them (lab.batched.single_thread)
 
 
 __all__ = ["GateData", "GateHooks", "InitCase", "PathPair"]

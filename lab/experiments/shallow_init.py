@@ -498,6 +498,7 @@ def gate_hooks(cfg: ShallowInitConfig, device: torch.device) -> GateHooks:
                   f"per-model loop, {len(GATE_PATH_SPECS) + 1} inits x 2 seeds"),
             fix="lab.batched's hand-written forward/backward/update no longer matches autograd + torch.optim.SGD")},
         overfit={"n": 10, "steps": 500, "lr": 1e-2},
+        tiny=True,
     )
 
 
