@@ -8,6 +8,7 @@ field's declared type, and an unknown key or a value of the wrong type is a LabE
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import typing
@@ -28,6 +29,18 @@ SEED_LIMIT = 2**53
 # a run on a laptop-sized machine and, above all, make an oversized request fail before any work starts
 # instead of exhausting memory minutes into training (or after it).
 ELEMENT_BUDGET = 250_000_000  # ~1 GB of float32 in one family of tensors
+
+
+def with_derived_seed(cfg: Any, seed: int) -> Any:
+    """A copy of cfg under a seed the experiment derived from the user's (Part 3 trains under cfg.seed + 10 i).
+
+    Derived seeds may pass the user's range [0, SEED_LIMIT) by a few strides, so the copy is checked against
+    what the generators need (1000 * seed + k within 64 bits), not re-validated as user input.
+    """
+    _check(0 <= seed < 2**63 // 1000 - 2**20, f"derived seed {seed} does not fit 64 bits")
+    out = copy.copy(cfg)
+    object.__setattr__(out, "seed", seed)
+    return out
 
 
 def _check(cond: bool, message: str) -> None:

@@ -84,9 +84,10 @@ class GateHooks:
     # The per-split numbers the experiment records for a model (what its curves and tables show):
     # (model, data) -> {"train": {"loss", "error_pct"}, "validation": {...}}.
     split_scores: Callable[[nn.Module, GateData], dict[str, dict]] | None = None
-    # Monte-Carlo ensemble: (model, x, k, seed) -> averaged logits of k members, by the estimator run() uses
-    # (Part 3: thinned networks, which its "thinned networks" PathPair checks against the masked full net).
-    ensemble: Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor] | None = None
+    # Monte-Carlo ensemble: (model, x, k, seed) -> averaged logits of k members, one callable per estimator run()
+    # uses ({name: callable}; Part 3: the thinned networks of its study and the per-image reference). Every
+    # ensemble check runs on each of them.
+    ensemble: dict[str, Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor]] | None = None
     paths: dict[str, PathPair] = field(default_factory=dict)  # optimised path vs plain reference
     overfit: dict[str, Any] | None = None  # {"n": examples, "steps": ..., "lr": ...} for overfit-one-batch
     tiny: bool = False  # tiny nets: checked on one CPU thread, as run() trains them (lab.batched.single_thread)

@@ -531,11 +531,19 @@ def check_dropout_rates(model: nn.Module, run: Callable[[nn.Module], object], p_
         tol = DROP_SIGMAS * math.sqrt(max(p * (1 - p), 1e-12) / max(s["live"], 1)) + DROP_ATOL
         cells.append(f"{_layer_name(s['layer'])} {s['rate']:.3f}")
         if abs(s["rate"] - p) > tol:
-            problems.append(f"{_layer_name(s['layer'])} drops {s['rate']:.3f} of its units, configured {p:g}")
+            other = p_hidden if s["layer"] == 0 else p_input
+            if s["rate"] <= tol:
+                why = "no dropout there (left off in the training loop, model.eval() while training, or skipped)"
+            elif abs(s["rate"] - (1 - p)) <= tol:
+                why = "it drops 1 - p: keep and drop probabilities swapped"
+            elif abs(s["rate"] - other) <= tol:
+                why = "the other layer kind's rate: input and hidden rates swapped or passed to the wrong layer"
+            else:
+                why = "drawn with the wrong probability, or dropout applied twice or misplaced"
+            problems.append(f"{_layer_name(s['layer'])} drops {s['rate']:.3f} of its units, configured {p:g}: {why}")
     detail = f"measured in the experiment's training loop over {stats[0]['calls']} minibatch(es): " + ", ".join(cells)
     if problems:
-        detail = ("; ".join(problems) + ": dropout missing, misplaced, left off in the training loop (model.eval() "
-                  "while training?) or drawn with the wrong probability (keep vs drop probability swapped?)")
+        detail = "; ".join(problems)
     return CheckResult(name, not problems, ", ".join(cells), f"input {p_input:g}, hidden {p_hidden:g}", detail, scope)
 
 
@@ -885,10 +893,11 @@ def check_init_statistics(build: Callable[[int], nn.Module], spec: str, n_target
     again = linear_layers(build(0))
     if not all(torch.equal(a.weight, b.weight) for a, b in zip(layers, again)):
         problems.append("the same seed gives different weights (a draw ignores the seeded generator)")
-    if parsed.name != "zeros" and draws > 1:
+    if parsed.name != "zeros":  # always (even when one draw gave enough weights): a seed that is ignored
         other = linear_layers(build(1))
         if all(torch.equal(a.weight, b.weight) for a, b in zip(layers, other)):
-            problems.append("another seed gives the same weights (the seed is not used)")
+            problems.append("another seed gives the same weights (the seed is not used, or a draw ignores the seeded "
+                            "generator)")
     detail = (f"{draws} seeded draw(s); per-layer weight std {', '.join(cells)}; biases zero; reproducible per seed"
               if not problems else "; ".join(problems) + f": the {spec} init is not applied as configured; see lab.inits")
     expected = ", ".join(f"{weight_std(parsed, l.in_features, l.out_features):.3g}" for l in layers)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from lab import thinned
-from lab.config import DropoutConfig
+from lab.config import DropoutConfig, with_derived_seed
 from lab.context import RunContext
 from lab.data import MnistSplit, Split, mnist_split
 from lab.experiments import Outcome
@@ -370,7 +370,7 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
     data_s = time.perf_counter() - t0
     seeds = train_seeds(cfg)
 
-    inits = [init_finding(make_model(replace(cfg, seed=seed), 0.0, 0.0, ctx.device), data, cfg) for seed in seeds]
+    inits = [init_finding(make_model(with_derived_seed(cfg, seed), 0.0, 0.0, ctx.device), data, cfg) for seed in seeds]
     findings = [
         inits[0][1],  # the first training seed's init; the others' numbers are in metrics["init"]
         check_normalized(s.x_train, per_feature=False, name="MNIST training inputs normalised", scope="finding"),
@@ -383,7 +383,7 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
     for seed in seeds:
         models = {}
         for arm, (p_in, p_hid) in arm_settings(cfg).items():
-            models[arm], record = train_arm(replace(cfg, seed=seed), data, f"{arm}, seed {seed}", p_in, p_hid, ctx)
+            models[arm], record = train_arm(with_derived_seed(cfg, seed), data, f"{arm}, seed {seed}", p_in, p_hid, ctx)
             arms[arm]["label"] = record.pop("label")
             optimizer = record.pop("optimizer")
             arms[arm]["runs"].append({"train_seed": seed, **{k: v for k, v in record.items() if not k.startswith("p_")}})
@@ -457,7 +457,7 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
                                f"{d.val_range[0]:,}-{d.val_range[1] - 1:,} (validation)")
 
     def build(dropout: bool = True, seed: int | None = None) -> MLP:
-        c = cfg if seed is None else replace(cfg, seed=seed)
+        c = cfg if seed is None else with_derived_seed(cfg, seed)
         return make_model(c, cfg.p_input if dropout else 0.0, cfg.p_hidden if dropout else 0.0, device)
 
     def epoch(model, optimizer, x, y):
@@ -492,10 +492,13 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
             ref = model(x).detach()
         return fast, ref
 
-    def ensemble(model, x, k, seed):
-        """The averaged logits of mc_ensemble's default estimator: the thinned networks the study averages."""
-        y = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        return mc_ensemble(model, x, y, [k], seed, RunContext(device=device, quiet=True))["mean_logits"]
+    def ensemble(estimator: str):
+        """mc_ensemble's averaged logits under one estimator: the thinned networks the study averages, or the
+        per-image train-mode passes of its reference."""
+        def run_k(model, x, k, seed):
+            y = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+            return mc_ensemble(model, x, y, [k], seed, RunContext(device=device, quiet=True), estimator)["mean_logits"]
+        return run_k
 
     def thinned_vs_masked(d: GateData) -> tuple[torch.Tensor, torch.Tensor]:
         """The study's thinned nets against the full net with the same masks (inverted dropout), on a dropout net
@@ -527,7 +530,7 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         fit_rows=GATE_FIT_ROWS,
         evaluate=lambda model, x, y: evaluate_rows(model, x, y),
         split_scores=split_scores,
-        ensemble=ensemble,
+        ensemble={est: ensemble(est) for est in ESTIMATORS},
         overfit={"n": 10, "steps": 50, "lr": 1e-3},  # measured: loss 0, 100 % after 50 steps
         paths={
             "thinned networks": PathPair(
