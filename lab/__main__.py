@@ -189,7 +189,7 @@ def cmd_report(args) -> int:
         raise LabError(f"--out {args.out} is a file, not a report folder; pass the folder that holds data/")
     with _locked(args.out):
         paths = render_report(args.out, warn=_warn)
-    print(f"report: {paths['html']} (self-contained) and {paths['markdown']}")
+    print("\n".join(paths["summary"]))
     return 0
 
 

@@ -27,6 +27,15 @@ def anchor(kind: str, name: str) -> str:
     return f"{kind}-{name}"
 
 
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<|~])")  # > and # only matter at a line start
+
+
+def md_escape(text: str) -> str:
+    """Text that Markdown shows as written: punctuation it would read as markup backslash-escaped, line breaks
+    as spaces (a table cell or a caption is one line)."""
+    return _MD_SPECIAL.sub(r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")
+
+
 class Numbering:
     """Hands out numbers per kind in the order items are placed; with ``final`` it reproduces that order."""
 
@@ -86,12 +95,19 @@ class Numbering:
         return Markup("").join(out)
 
     def markdown(self, text: str) -> str:
-        """Reference tokens as Markdown links: [Figure 3](#fig-x)."""
-        return TOKEN.sub(lambda m: f"[{self.label(*m.groups())}](#{anchor(*m.groups())})", str(text))
+        """Escape text for Markdown (md_escape), then reference tokens as links: [Figure 3](#fig-x)."""
+        out, last = [], 0
+        text = str(text)
+        for m in TOKEN.finditer(text):
+            out.append(md_escape(text[last : m.start()]))
+            out.append(f"[{self.label(*m.groups())}](#{anchor(*m.groups())})")
+            last = m.end()
+        out.append(md_escape(text[last:]))
+        return "".join(out)
 
     def plain(self, text: str) -> str:
         """Reference tokens as plain words (the terminal summary)."""
         return TOKEN.sub(lambda m: self.label(*m.groups()), str(text))
 
 
-__all__ = ["KIND_WORD", "Numbering", "TOKEN", "anchor"]
+__all__ = ["KIND_WORD", "Numbering", "TOKEN", "anchor", "md_escape"]

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import tempfile
+import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +23,9 @@ import torch
 
 from lab import TEMPLATES_DIR
 from lab.errors import LabError
+from lab.answers import answer_rows
 from lab.experiments import EXPERIMENTS
+from lab.numbering import Numbering, md_escape
 from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
@@ -31,12 +34,21 @@ TITLE = "Training from Scratch: Initialization & Regularization"
 
 
 def md_cell(value: object) -> str:
-    """A value safe inside a Markdown pipe-table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
+    """A value shown as written inside a Markdown pipe-table cell (markup characters and pipes escaped)."""
+    return md_escape(value)
 
 
-def template_env() -> jinja2.Environment:
-    """StrictUndefined: a misspelt key fails loudly. Autoescape on for HTML templates only."""
+# result cells of the checklist -> the CSS class that colours them
+RESULT_CLASS = {"pass": "pass", "within": "pass", "FAIL": "fail", "outside": "finding"}
+
+
+def template_env(numbers: Numbering | None = None, markdown: bool = False) -> jinja2.Environment:
+    """StrictUndefined: a misspelt key fails loudly. Autoescape on for HTML templates only.
+
+    ``numbers`` numbers figures and tables as the templates place them; the ``refs`` filter turns reference
+    tokens ([[fig:name]]) into numbered links, for HTML or (``markdown``) for Markdown.
+    """
+    numbers = numbers if numbers is not None else Numbering()
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
         undefined=jinja2.StrictUndefined,
@@ -46,6 +58,11 @@ def template_env() -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["mdcell"] = md_cell
+    env.filters["mdesc"] = md_escape
+    env.filters["refs"] = numbers.markdown if markdown else numbers.html
+    env.filters["plain"] = numbers.plain
+    env.globals["numbers"] = numbers
+    env.globals["RESULT_CLASS"] = RESULT_CLASS
     return env
 
 
@@ -131,6 +148,22 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
     findings = [
         {**f, "source": name} for name, r in results.items() for f in r.findings
     ]
+    gate_s = _number(gate.provenance.get("wall_time_s"))
+    passed = sum(c.passed for c in checks)
+    outside_findings = [f for f in findings if not f.get("passed")]
+    gate_line = (f"{passed} of {len(checks)} gate checks passed{f' in {gate_s:.0f} s' if gate_s is not None else ''}; "
+                 f"{len(findings)} findings, {len(outside_findings)} outside their band")
+    outside = [[c.name, "gate (FAILED)", c.measured, c.expected] for c in checks if not c.passed]
+    outside += [[f["name"], f"finding ({f['source']})", f["measured"], f["expected"]] for f in outside_findings]
+    appendix_tables = [t for sec in sections for t in sec.tables if t.appendix]
+    appendix_figures = [f for sec in sections for f in sec.figures if f.appendix]
+    letters = iter("ABCDEF")
+    appendix_letter = {"checks": next(letters), "discussion": next(letters)}
+    if appendix_tables or appendix_figures:
+        appendix_letter["tables"] = next(letters)
+    if perf is not None:
+        appendix_letter["performance"] = next(letters)
+    appendix_letter["provenance"] = next(letters)
     prov = [r.provenance for r in results.values()]
     commits = sorted({p.get("git_commit") or "n/a" for p in prov})
     return {
@@ -144,7 +177,15 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "checks": [c.to_dict() for c in checks],
         "gate_passed": sum(c.passed for c in checks),
         "gate_total": len(checks),
-        "gate_time_s": _number(gate.provenance.get("wall_time_s")),
+        "gate_time_s": gate_s,
+        "gate_line": gate_line,
+        "gate_failed": passed < len(checks),
+        "outside": outside,
+        "answers": answer_rows(sections),
+        "part_titles": {part: title for part, title in EXPERIMENTS.values()},
+        "appendix_tables": appendix_tables,
+        "appendix_figures": appendix_figures,
+        "appendix_letter": appendix_letter,
         "findings": findings,
         "sections": [_section_view(s) for s in sections],
         "results": results,
@@ -194,8 +235,39 @@ def _signals_deferred():
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[str, Path]:
-    """Render index.html (self-contained) and report.md (+ figures/) under ``out``.
+def render_documents(ctx: dict[str, Any]) -> tuple[str, str]:
+    """index.html and report.md from one context, numbered alike.
+
+    Pass 1 renders the HTML to learn the order in which figures and tables are placed; pass 2 renders it again
+    knowing every number (the answers table refers forward to figures placed later); the Markdown must place
+    the same items in the same order, and every reference must have a target (Numbering.check).
+    """
+    first = Numbering()
+    template_env(first).get_template("report.html.j2").render(**ctx)
+    order = first.order()
+    placed = set(order)
+    for a in ctx["answers"]:  # evidence only where this run placed it (a diverged arm draws fewer figures)
+        a["evidence"] = ", ".join(f"[[{r}]]" for r in a["refs"] if r in placed)
+    html_numbers, md_numbers = Numbering(order), Numbering(order)
+    html = template_env(html_numbers).get_template("report.html.j2").render(**ctx)
+    html_numbers.check()
+    md = template_env(md_numbers, markdown=True).get_template("report.md.j2").render(**ctx)
+    md_numbers.check()
+    return html, md
+
+
+def summary(ctx: dict[str, Any], paths: dict[str, Path]) -> list[str]:
+    """The terminal's one-screen summary: where the report is, the gate line, each part's headline answer."""
+    lines = [f"report: {paths['html']} (self-contained) and {paths['markdown']}", f"gate: {ctx['gate_line']}"]
+    for part in sorted({a["part"] for a in ctx["answers"]}):
+        first = next(a for a in ctx["answers"] if a["part"] == part)
+        lines.append(textwrap.shorten(f"Part {part}: {first['answer']}", 320, placeholder=" ..."))
+    return lines
+
+
+def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Render index.html (self-contained) and report.md (+ figures/) under ``out``; returns their paths and
+    ``summary``, the lines the terminal shows (lab.report.summary).
 
     ``warn`` is told about results computed by other code than this checkout (they are still rendered).
     """
@@ -210,9 +282,7 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:
         ctx = build_context(out, staging)
-        env = template_env()
-        html = env.get_template("report.html.j2").render(**ctx)
-        md = env.get_template("report.md.j2").render(**ctx)
+        html, md = render_documents(ctx)
         atomic_write_text(staging / "index.html", html)
         atomic_write_text(staging / "report.md", md)
         with _signals_deferred():
@@ -223,7 +293,9 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
         raise LabError(f"template error, report not rendered: {exc.message}") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return {"html": out / "index.html", "markdown": out / "report.md", "figures": out / "figures"}
+    paths = {"html": out / "index.html", "markdown": out / "report.md", "figures": out / "figures"}
+    return {**paths, "summary": summary(ctx, paths)}
 
 
-__all__ = ["TITLE", "build_context", "checks_path", "load_gate", "render_report", "template_env"]
+__all__ = ["TITLE", "build_context", "checks_path", "load_gate", "render_documents", "render_report", "summary",
+           "template_env"]

@@ -22,9 +22,12 @@ from lab.pdf import HEADLESS_FLAGS, find_chromium
 
 pytestmark = pytest.mark.slow
 
-SECTION_TITLES = ("Sanity checks", "Part 1", "Part 2", "Part 3", "Reproducibility")
+SECTION_TITLES = ("Answers at a glance", "Sanity checks", "Part 1", "Part 2", "Part 3", "Reproducibility")
+FIRST_SCREEN = (1280, 800)  # what a teacher sees on opening the report
+MAIN_BODY_PAGES = 8  # A4 pages before the appendix
 WINDOW = (1280, 900)
-# Measured with the quick profile on A4: 15 pages (all three parts, no benchmark section). The band leaves room
+# Measured with the quick profile on A4: 18 pages, 8 of them the main body (all three parts, no benchmark
+# section). The band leaves room
 # for wording and figure changes but catches a blank or truncated print (too few) and a layout blow-up, e.g. a
 # table one word per line or a figure per page (too many).
 PDF_PAGES = range(10, 25)
@@ -95,6 +98,54 @@ def test_report_images_decode_without_console_errors(browser, rendered, tmp_path
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 50_000
 
 
+_FIRST_SCREEN = """const h1 = document.querySelector('h1').getBoundingClientRect();
+const answers = document.querySelector('table.answers');
+const rows = answers ? answers.querySelectorAll('tbody tr') : [];
+return {h1_top: h1.top, h1_bottom: h1.bottom, table_top: answers ? answers.getBoundingClientRect().top : null,
+        second_row_bottom: rows.length > 1 ? rows[1].getBoundingClientRect().bottom : null,
+        height: window.innerHeight}"""
+
+_REFERENCES = """const ids = new Set(Array.from(document.querySelectorAll('[id]'), e => e.id));
+const links = Array.from(document.querySelectorAll('a[href^="#"]'), a => a.getAttribute('href').slice(1));
+const refs = Array.from(document.querySelectorAll('a.ref'), a => [a.getAttribute('href').slice(1), a.textContent]);
+const figures = Array.from(document.querySelectorAll('figure'), f => [f.id, f.querySelector('figcaption').textContent]);
+const tables = Array.from(document.querySelectorAll('table[id^="tab-"]'),
+                          t => [t.id, t.querySelector('caption').textContent]);
+return {dangling: links.filter(id => !ids.has(id)), refs: refs, figures: figures, tables: tables}"""
+
+
+def test_answers_table_is_on_the_first_screen(browser, rendered):
+    browser.set_window_size(*FIRST_SCREEN)
+    try:
+        load(browser, rendered / "index.html")
+        box = browser.execute_script(_FIRST_SCREEN)
+    finally:
+        browser.set_window_size(*WINDOW)
+    assert box["h1_top"] >= 0 and box["h1_bottom"] <= box["height"]
+    assert box["table_top"] is not None and box["table_top"] < box["height"] / 2, box
+    # the table's header and its first question are readable without scrolling
+    assert box["second_row_bottom"] is not None and box["second_row_bottom"] <= box["height"], box
+
+
+def test_every_figure_and_table_is_numbered_and_every_reference_resolves(browser, rendered):
+    load(browser, rendered / "index.html")
+    found = browser.execute_script(_REFERENCES)
+    assert found["dangling"] == []
+    numbered = {}
+    for kind, items in (("Figure", found["figures"]), ("Table", found["tables"])):
+        assert items, kind
+        for n, (anchor, caption) in enumerate(items, 1):
+            assert caption.strip().startswith(f"{kind} {n}."), (anchor, caption[:60])
+            numbered[anchor] = f"{kind} {n}"
+    referenced = {}
+    for anchor, text in found["refs"]:
+        assert numbered.get(anchor) == text, (anchor, text)  # the link's words name the item it points at
+        referenced[anchor] = True
+    # every figure and table is referred to from the text
+    unreferenced = sorted(set(numbered) - set(referenced))
+    assert unreferenced == []
+
+
 def test_the_check_catches_a_broken_page(browser, tmp_path):
     """The same checks on a page with a missing file, an undecodable image and a script error must flag all three."""
     page = tmp_path / "broken.html"
@@ -132,6 +183,12 @@ def test_pdf_has_every_section_and_a_sensible_page_count(pdf):
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     for title in SECTION_TITLES:
         assert title in text, title
+    # Page numbers on every page; the main body (before Appendix A) fits MAIN_BODY_PAGES pages.
+    per_page = text.split("\f")
+    assert all(f"Page {i} of {pages}" in page for i, page in enumerate(per_page[:pages], 1))
+    appendix = next(i for i, page in enumerate(per_page, 1) if "Appendix A \u2014 Sanity checks" in page)
+    print(f"main body: {appendix - 1} pages")
+    assert appendix - 1 <= MAIN_BODY_PAGES
     # The part headings ("Part N — title", unlike the contents line) come in the report's order.
     starts = [text.find(f"Part {n} \u2014") for n in (1, 2, 3)]
     assert -1 not in starts and starts == sorted(starts), starts

@@ -65,10 +65,11 @@ def test_every_lab_section_is_present_and_filled(rendered):
     parser = Structure()
     parser.feed((rendered / "index.html").read_text())
     heads = " | ".join(parser.headings)
-    for expected in ("Sanity checks", "Part 1", "Part 2", "Part 3", "Reproducibility"):
+    for expected in ("Answers at a glance", "Sanity checks", "Part 1", "Part 2", "Part 3", "Discussion",
+                     "Reproducibility"):
         assert expected in heads
     assert "missing" not in parser.classes  # every part ran
-    assert parser.classes.count("discussion") == len(EXPERIMENTS)
+    assert parser.classes.count("discussion-list") == len(EXPERIMENTS)  # each part's discussion, in its appendix
 
 
 def test_markdown_references_existing_figures(rendered):
@@ -94,10 +95,20 @@ def test_results_json_carry_provenance(rendered):
     assert checks and all(c["passed"] for c in checks)
 
 
-def test_checklist_table_opens_the_report(rendered):
+def test_answers_open_the_report_and_the_gate_is_one_line_before_the_parts(rendered):
     html = (rendered / "index.html").read_text()
-    assert html.index("Sanity checks") < html.index("Part 1")
-    assert "gate checks passed" in html
+    checks = json.loads((rendered / "data" / "checks.json").read_text())["checks"]
+    answers, gate = html.index("Answers at a glance"), html.index('id="gate"')
+    part1, appendix = html.index('id="part1"'), html.index('id="appendix-a"')
+    assert answers < gate < part1 < appendix
+    line = html[gate:html.index("</p>", gate)]
+    assert f"{len(checks)} of {len(checks)} gate checks passed" in line and "Appendix A" in line
+    # every question of the lab has its row, each answered from this run (the quick run has every part)
+    from lab.answers import QUESTIONS
+
+    for qid in QUESTIONS:
+        assert f'id="answer-{qid}"' in html, qid
+    assert "[[fig:" not in html and "[[tab:" not in html  # every reference token became a link
 
 
 def test_a_template_typo_fails_loudly():

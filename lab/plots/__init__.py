@@ -32,7 +32,7 @@ COLORS = {
     "good": "#2ca02c",
     "large": "#d62728",
 }
-DPI = 110
+DPI = 160  # sharp when the PDF is zoomed (>= 150 dpi at the printed width)
 
 plt.rcParams.update(
     {

@@ -28,6 +28,7 @@ class Figure:
     caption: str
     rel_path: str  # relative to the report folder, for report.md
     data_uri: str  # embedded PNG, for the self-contained index.html
+    appendix: bool = False  # detail beyond the lab's questions: placed in the appendix, referred to from the body
 
 
 @dataclass
@@ -36,6 +37,8 @@ class Table:
     columns: list[str]
     rows: list[list[Any]]
     note: str = ""
+    name: str = ""  # anchor and numbering key (tab-<name>); every table the report places has one
+    appendix: bool = False  # detail (every sweep point, every k): placed in the appendix, referred to from the body
 
 
 class FigureSink:
@@ -45,10 +48,10 @@ class FigureSink:
         self.fig_dir = Path(fig_dir)
         self.fig_dir.mkdir(parents=True, exist_ok=True)
 
-    def add(self, name: str, fig, caption: str) -> Figure:
+    def add(self, name: str, fig, caption: str, appendix: bool = False) -> Figure:
         png = save_figure(fig, self.fig_dir / f"{name}.png")
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-        return Figure(name=name, caption=caption, rel_path=f"figures/{name}.png", data_uri=uri)
+        return Figure(name=name, caption=caption, rel_path=f"figures/{name}.png", data_uri=uri, appendix=appendix)
 
 
 @dataclass

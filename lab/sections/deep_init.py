@@ -68,7 +68,8 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
     plot_layer_stat(m, "grad_act_mean_abs", axes[0, 1], "mean |dL/da|")
     axes[0, 1].set_title("gradient w.r.t. activations")
     f_grad = sink.add("p2_gradients", fig, "Gradient statistics per layer from one backward pass of the "
-                      "cross-entropy loss at init (beyond the lab: the backward pass explodes or vanishes too).")
+                      "cross-entropy loss at init (beyond the lab: the backward pass explodes or vanishes too).",
+                      appendix=True)
 
     mid = len(layers) // 2 - 1
     rows, growth_rows = [], []
@@ -79,19 +80,22 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         growth_rows.append([d["label"], fmt(d["growth_per_layer"], 4), fmt(pred, 4), verdict(d["growth_per_layer"]),
                             fmt(_med(d["loss_at_init"]), 4), fmt(_med(d["logit_std"]))])
     table = Table(
+        name="p2_layers", appendix=True,
         caption=f"Mean and std of |activation| at layers 1, {mid + 1} and {len(layers)} (median over draws)",
         columns=["init", "mean L1", f"mean L{mid + 1}", f"mean L{len(layers)}", "std L1", f"std L{mid + 1}",
                  f"std L{len(layers)}"],
         rows=rows,
     )
     growth = Table(
+        name="p2_growth",
         caption="Per-layer growth factor of mean |activation| (geometric mean, layer 1 to last) and loss at init",
         columns=["init", "measured factor", "predicted sqrt(n Var[W]/2)", "verdict", "loss at init", "logit std"],
         rows=growth_rows,
         note=f"ln 2 = {m['ln_classes']:.4f}. Verdict: stable when the factor lies in "
              f"[{STABLE_BAND[0]}, {STABLE_BAND[1]}].",
     )
-    return {"figures": [f_act, f_pred, f_grad], "tables": [table, growth], "discussion": discussion(m)}
+    return {"figures": [f_act, f_pred, f_grad], "tables": [table, growth], "discussion": discussion(m),
+            "answers": answers(m)}
 
 
 def discussion(m: dict) -> list[str]:
@@ -154,3 +158,20 @@ def discussion(m: dict) -> list[str]:
 
 
 __all__ = ["build", "discussion", "verdict"]
+
+
+def answers(m: dict) -> list[dict]:
+    """The facts Part 2's question is answered with (words: templates/answers.txt.j2)."""
+    inits = []
+    for spec, d in m["inits"].items():
+        mean_abs = _median(d, "mean_abs")
+        growth = d["growth_per_layer"]
+        inits.append({"label": d["label"], "spec": spec, "growth": cell(growth) if growth is not None else "n/a",
+                      "predicted": fmt(d["predicted"]["factor_per_layer"][-1], 3), "verdict": verdict(growth),
+                      "growth_v": growth, "predicted_v": d["predicted"]["factor_per_layer"][-1],
+                      "first": cell(float(mean_abs[0])), "last": cell(float(mean_abs[-1]))})
+    return [{
+        "id": "p2_stats", "status": "answered" if inits else "missing",
+        "refs": ["fig:p2_activations", "tab:p2_growth", "fig:p2_prediction"],
+        "facts": {"inits": inits, "depth": len(m["layers"]), "width": m["widths"][1]},
+    }]

@@ -91,7 +91,8 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         f"The first {n} training images as the network sees them: pixels scaled to [0, 1], then standardised with "
         f"the training mean {m['data']['pixel_mean']:.4f} and std {m['data']['pixel_std']:.4f}, so the background is "
         f"{-m['data']['pixel_mean'] / m['data']['pixel_std']:.2f} (light blue) and ink up to {vlim:.2f} (red); one "
-        f"diverging colour scale from {-vlim:.2f} to {vlim:.2f}, white = 0. The net gets them flattened to 784 inputs."))
+        f"diverging colour scale from {-vlim:.2f} to {vlim:.2f}, white = 0. The net gets them flattened to 784 inputs.",
+        appendix=True))
 
     mc = m.get("mc")
     tables = [arm_table(m), paired_table(m), data_table(m)]
@@ -105,7 +106,23 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         "discussion": discussion(m),
         "final_test_table": final_test_table(m) if m.get("test") else None,
         "rule": RULE,
+        "answers": answers(m),
+        "lead": lead(mc is not None, bool(m.get("test"))),
     }
+
+
+def lead(with_mc: bool, with_test: bool) -> str:
+    """The sentence that walks the reader through this part's figures and tables (numbered by the templates)."""
+    text = "[[fig:p3_curves]], [[fig:p3_gap]], [[tab:p3_arms]] and [[tab:p3_paired]] compare the arms"
+    if with_mc:
+        text += "; [[fig:p3_mc]] and [[tab:p3_mc_seeds]] show the ensembles"
+    if with_test:
+        text += "; [[tab:p3_test]] is the final evaluation on the test split"
+    text += (". In the appendix: the data and the initial state ([[tab:p3_data]]) and inputs as the network sees "
+             "them ([[fig:p3_digits]])")
+    if with_mc:
+        text += ", averaging logits against averaging probabilities ([[fig:p3_mc_modes]]) and every k ([[tab:p3_mc_k]])"
+    return text + "."
 
 
 def arm_table(m: dict) -> Table:
@@ -121,6 +138,7 @@ def arm_table(m: dict) -> Table:
             "no" if all(v is None for v in diverged) else ", ".join("no" if v is None else f"at epoch {v}" for v in diverged),
         ])
     return Table(
+        name="p3_arms",
         caption="Final and best-epoch numbers per arm (eval mode; validation = MNIST training images "
                 f"{m['data']['val_range'][0]:,}-{m['data']['val_range'][1] - 1:,}): mean [min, max] over "
                 f"{seeds_text(m)}",
@@ -174,6 +192,7 @@ def paired_table(m: dict) -> Table:
                  _r(plain, "val_loss", 3), _r(drop, "val_loss", 3)] + [f"{pairs[k].mean:+.{dg}f}" for k, dg in cols])
     rows.append(["95 % interval of the mean difference", "", "", "", ""] + [_verdict_cell(pairs[k], dg) for k, dg in cols])
     return Table(
+        name="p3_paired",
         caption="Dropout vs no dropout per training seed (final epoch, eval mode); differences are no dropout minus "
                 "dropout, so > 0 means dropout is lower",
         columns=["training seed", "val error: no dropout", "val error: dropout", "val loss: no dropout",
@@ -202,7 +221,7 @@ def data_table(m: dict) -> Table:
         ["logit std at init: measured / predicted",
          f"{range_text(spread(init['logit_std']), 3)} / {_or_diverged(init['logit_std_predicted'], '.3g')}"],
     ]
-    return Table(caption="Data and initial state", columns=["quantity", "value"], rows=rows,
+    return Table(name="p3_data", appendix=True, caption="Data and initial state", columns=["quantity", "value"], rows=rows,
                  note="One scalar mean and std over all training pixels; validation (and test) reuse them. Init "
                       "numbers: mean [min, max] over the training seeds' init draws.")
 
@@ -211,7 +230,7 @@ def final_test_table(m: dict) -> Table:
     t = m["test"]
     rows = [[m["arms"][arm]["label"], range_text(spread([v["loss"] for v in runs]), 3),
              range_text(spread([v["error_pct"] for v in runs]), 2, " %")] for arm, runs in t["arms"].items()]
-    return Table(caption=f"FINAL: MNIST test split ({t['n_test']:,} images), evaluated once per arm and training seed "
+    return Table(name="p3_test", caption=f"FINAL: MNIST test split ({t['n_test']:,} images), evaluated once per arm and training seed "
                          f"after training: mean [min, max] over the seeds",
                  columns=["arm", "test loss", "test error"], rows=rows,
                  note="Made by python -m lab run dropout --final; every choice above was made on the validation "
@@ -402,5 +421,83 @@ def arm_discussion(drop: dict, plain: dict, n_val: int) -> list[str]:
     return lines
 
 
-__all__ = ["arm_discussion", "arm_pairs", "arm_table", "build", "comparison", "data_table", "discussion",
+__all__ = ["answers", "arm_discussion", "arm_pairs", "arm_table", "build", "comparison", "data_table", "discussion",
            "final_test_table", "finals", "paired_table"]
+
+
+# Answers at a glance (words: templates/answers.txt.j2). Every comparison is the paired verdict of
+# lab.sections.paired; an arm that diverged, or a missing ensemble, makes the answer say it cannot tell.
+
+SMALL_K = 10  # "a small ensemble": the first grid k at or above this
+
+
+def _paired_facts(p: Paired, digits: int = 2) -> dict:
+    lo, hi = p.interval
+    return {"verdict": p.verdict, "mean": f"{p.mean:+.{digits}f}" if p.n else "n/a", "n": p.n,
+            "abs": f"{abs(p.mean):.{digits}f}" if p.n else "n/a", "digits": digits,
+            "lo": lo if p.n > 1 else None, "hi": hi if p.n > 1 else None,
+            "interval": f"{lo:+.{digits}f} to {hi:+.{digits}f}" if p.n > 1 else "n/a"}
+
+
+def answers(m: dict) -> list[dict]:
+    from lab.sections.dropout_mc import _column, eval_values, seed_pairs
+
+    arms = m["arms"]
+    drop, plain = arms.get("dropout"), arms.get("no_dropout")
+    diverged = not (drop and plain) or any(r["diverged_at"] is not None for a in (drop, plain) for r in a["runs"])
+    out = []
+    if diverged:
+        facts = {"diverged": True}
+        out += [{"id": "p3_dropout", "status": "inconclusive", "refs": ["fig:p3_curves", "tab:p3_arms"], "facts": facts},
+                {"id": "p3_regulariser", "status": "inconclusive", "refs": ["fig:p3_gap"], "facts": facts}]
+    else:
+        err = paired(finals(plain, "val_error_pct"), finals(drop, "val_error_pct"))  # > 0: dropout lower
+        loss = paired(finals(plain, "val_loss"), finals(drop, "val_loss"))
+        out.append({
+            "id": "p3_dropout", "status": "answered" if err.effect else "inconclusive",
+            "refs": ["fig:p3_curves", "tab:p3_paired", "tab:p3_arms"],
+            "facts": {"diverged": False, "seeds": len(m["train_seeds"]),
+                      "val_err_drop": _r(drop, "val_error_pct", 2, " %"), "val_err_plain": _r(plain, "val_error_pct", 2, " %"),
+                      "train_err_drop": _r(drop, "train_error_pct", 2, " %"),
+                      "train_err_plain": _r(plain, "train_error_pct", 2, " %"),
+                      "val_loss_drop": _r(drop, "val_loss", 3), "val_loss_plain": _r(plain, "val_loss", 3),
+                      "train_loss_drop": _r(drop, "train_loss", 3), "train_loss_plain": _r(plain, "train_loss", 3),
+                      "err": _paired_facts(err), "loss": _paired_facts(loss, 3)},
+        })
+        gap_err = paired(_gaps(plain, "error_pct"), _gaps(drop, "error_pct"))  # > 0: the gap is larger without
+        gap_loss = paired(_gaps(plain, "loss"), _gaps(drop, "loss"))
+        out.append({
+            "id": "p3_regulariser", "status": "answered" if gap_err.effect else "inconclusive",
+            "refs": ["fig:p3_gap", "tab:p3_paired"],
+            "facts": {"diverged": False, "gap_err_drop": range_text(spread(_gaps(drop, "error_pct"))),
+                      "gap_err_plain": range_text(spread(_gaps(plain, "error_pct"))),
+                      "gap_loss_drop": range_text(spread(_gaps(drop, "loss")), 3),
+                      "gap_loss_plain": range_text(spread(_gaps(plain, "loss")), 3),
+                      "gap_err": _paired_facts(gap_err), "gap_loss": _paired_facts(gap_loss, 3),
+                      "err_effect": err.verdict},
+        })
+    mc = m.get("mc")
+    if not mc:
+        out += [{"id": k, "status": "missing", "refs": [], "facts": {}} for k in ("p3_mc_small", "p3_mc_large")]
+        return out
+    ks, pairs = mc["k_grid"], seed_pairs(mc)
+    small = next((k for k in ks if k >= SMALL_K), ks[-1])
+    ev = list(eval_values(mc))
+    k_small = paired(_column(mc, small), ev)
+    out.append({
+        "id": "p3_mc_small", "status": "answered",
+        "refs": ["fig:p3_mc", "tab:p3_mc_seeds", "tab:p3_mc_k"],
+        "facts": {"k1": range_text(spread(_column(mc, 1)), 2, " %"), "small_k": small,
+                  "small": range_text(spread(_column(mc, small)), 2, " %"), "eval": range_text(spread(ev), 2, " %"),
+                  "k1_vs_eval": _paired_facts(pairs["k1_vs_eval"]), "small_vs_eval": _paired_facts(k_small)},
+    })
+    top = ks[-1]
+    kmax = pairs["kmax_vs_eval"]
+    out.append({
+        "id": "p3_mc_large", "status": "answered" if kmax.effect else "inconclusive",
+        "refs": ["fig:p3_mc", "tab:p3_mc_seeds"],
+        "facts": {"k_max": f"{top:,}", "large": range_text(spread(_column(mc, top)), 2, " %"),
+                  "eval": range_text(spread(ev), 2, " %"), "vs_eval": _paired_facts(kmax),
+                  "images": f"{abs(kmax.mean) * mc['n_images'] / 100.0:.0f}" if kmax.n else "n/a"},
+    })
+    return out

@@ -86,7 +86,7 @@ def mc_figures(mc: dict, sink: FigureSink) -> list[Figure]:
         "p3_mc_modes", fig,
         "Thinned-network ensembles averaging logits (a geometric mean of the members' distributions, renormalised) "
         "against averaging probabilities (the arithmetic mean), by error and by negative log-likelihood; mean and "
-        "min-max band over training seeds."))
+        "min-max band over training seeds.", appendix=True))
     return figures
 
 
@@ -107,6 +107,7 @@ def mc_table(mc: dict) -> Table:
         ])
     t = mc.get("pass_time_s") or {}
     return Table(
+        name="p3_mc_k", appendix=True,
         caption=f"Monte-Carlo dropout ensembles on {mc['n_images']:,} validation images: error, mean [min, max] over "
                 f"{_n_seeds(mc)} ({_mask_text(mc)})",
         columns=["ensemble", "thinned nets, logits averaged", "thinned nets, probabilities averaged",
@@ -167,6 +168,7 @@ def mc_seed_table(mc: dict) -> Table:
     rows.append(["95 % interval of the mean difference", "", "", ""]
                 + intervals + [""])
     return Table(
+        name="p3_mc_seeds",
         caption=f"Ensembles per training seed (logits averaged unless stated; differences in points on "
                 f"{mc['n_images']:,} validation images)",
         columns=["training seed", "eval mode", *[c for c, _ in cols], "first k at or below eval mode"],

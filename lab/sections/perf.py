@@ -55,6 +55,7 @@ def build(bench: dict, sink: FigureSink) -> dict[str, Any]:
     figure = sink.add("perf_roofline", fig, "Achieved GFLOP/s of each benchmarked step as a fraction of a "
                       "2048x2048 fp32 matmul measured in the same run on the same device (dashed line = 100 %).")
     table = Table(
+        name="perf_bench",  # the Performance appendix itself
         caption="Benchmarks (median of pytest-benchmark rounds)",
         columns=["case", "batch", "median (ms)", "GFLOP/s", "fraction of roofline"],
         rows=[[r["case"], fmt(r["batch"]), fmt(r["median_ms"], 4), fmt(r["gflops"]),

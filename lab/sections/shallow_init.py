@@ -319,6 +319,7 @@ def _tables(m: dict, cfg: dict) -> dict:
         others = [_sig(s) for s in p["candidates"] if s != p["sigma"]]
         rows.append([name, _sig(p["sigma"]), p["rule"], measured, ", ".join(others) or "-"])
     tabs["picks"] = Table(
+        name="p1_picks",
         caption="The three sigmas, picked from the sweep by stated criteria (medians over seeds)",
         columns=["pick", "sigma", "criterion", "measured", "other sigmas meeting it"],
         rows=rows,
@@ -339,6 +340,7 @@ def _tables(m: dict, cfg: dict) -> dict:
                      picked.get(e["sigma"], "")])
     has_good = picks["good"]["sigma"] is not None
     tabs["sweep"] = Table(
+        name="p1_sweep_points", appendix=True,
         caption="Every sweep point with the values the criteria use (medians over seeds)",
         columns=["sigma", "loss at init / ln 2", "plateau (steps)", f"steps to loss {cfg['reach_loss']:g}",
                  "final train loss", "final val loss", "x good's val loss" if has_good else "x sweep min val loss",
@@ -364,6 +366,7 @@ def _tables(m: dict, cfg: dict) -> dict:
             "final train acc", "final val acc", f"steps to {cfg['reach_loss']:g}"]
     arms = m["init_arms"]
     tabs["init_arms"] = Table(
+        name="p1_init_arms",
         caption=f"The picked sigmas and Glorot: median [min-max] over {len(m['seeds'])} seeds",
         columns=["arm", *cols],
         rows=[arm_row(arms[k]["label"], arms[k], []) for k in (*PICKS, "glorot") if k in arms],
@@ -376,6 +379,7 @@ def _tables(m: dict, cfg: dict) -> dict:
         equiv = fmt(base_sigma * factor ** (1 / 3)) if factor is not None and base_sigma is not None else "-"
         rows.append(arm_row(arm["label"], arm, [fmt(arm["input_std"]), equiv]))
     tabs["scaling"] = Table(
+        name="p1_scaling",
         caption=f"Scaling the data with weights {m['base_init']}: median [min-max] over {len(m['seeds'])} seeds",
         columns=["inputs", "input std", "same logits at init as sigma", *cols],
         rows=rows,
@@ -389,6 +393,7 @@ def _tables(m: dict, cfg: dict) -> dict:
         rows.append([arm["label"], loss_story(arm, ln2, steps, cfg["early_step"]), spread(arm, "final_train_loss"),
                      spread(arm, "final_val_acc", pct=True)])
     tabs["breakers"] = Table(
+        name="p1_breakers", appendix=True,
         caption="Other ways of breaking convergence, each run and measured (median [min-max] over seeds)",
         columns=["what was broken", "what the training loss did", "final train loss", "final val acc"],
         rows=rows,
@@ -665,9 +670,87 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         "fig": figs,
         "tab": tabs,
         "picks": {k: m["picks"][k]["sigma"] for k in PICKS},
+        "answers": answers(m, cfg),
         "crosscheck": crosscheck_summary(m["crosscheck"]),
         "sigmas": m["sigmas"],
     }
 
 
-__all__ = ["CROSSCHECK_TOL", "build", "crosscheck_summary", "diverged_text", "discussion", "loss_story", "spread"]
+__all__ = ["CROSSCHECK_TOL", "answers", "build", "crosscheck_summary", "diverged_text", "discussion", "loss_story", "spread"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Answers at a glance: the facts each of the lab's Part 1 questions is answered with. The words are in
+# templates/answers.txt.j2; a missing pick or a diverged median makes the answer say so.
+
+
+def answers(m: dict, cfg: dict) -> list[dict]:
+    ln2, picks, arms = m["ln2"], m["picks"], m["init_arms"]
+
+    def arm_facts(key: str) -> dict | None:
+        arm = arms.get(key)
+        if not arm:
+            return None
+        med = arm["median"]
+        init = _num(med["init_loss"])
+        return {"sigma": _sig(arm["sigma"]) if arm.get("sigma") else None, "init": _val(arm, "init_loss"),
+                "init_ratio": fmt(init / ln2) if init is not None else "n/a", "val_loss": _val(arm, "final_val_loss"),
+                "val_acc": _acc(arm), "plateau": _steps(med["plateau_steps"]), "reach": _steps(med["steps_to_reach"]),
+                "diverged": arm.get("n_diverged") or 0, "acc_v": _num(med["final_val_acc"]),
+                "ratio_v": init / ln2 if init is not None else None}
+
+    slow, good, large, glorot = (arm_facts(k) for k in (*PICKS, "glorot"))
+    found = [k for k in PICKS if picks[k]["sigma"] is not None]
+    large_ratio = _num(picks["large"]["measured"]["val_ratio"]) if large else None
+    out = [{
+        "id": "p1_sigmas", "status": "answered" if len(found) == 3 else "partial" if found else "missing",
+        "refs": ["fig:p1_sweep", "fig:p1_init_curves", "tab:p1_picks"],
+        "facts": {"slow": slow, "good": good, "large": large, "steps": cfg["steps"], "ref_name": _ref_name(m),
+                  "reach_loss": f"{cfg['reach_loss']:g}", "plateau_tol": f"{cfg['plateau_tol']:.0%}",
+                  "large_val_ratio": fmt(large_ratio) if large_ratio is not None else "n/a",
+                  "missing": [k for k in PICKS if k not in found]},
+    }]
+    out.append({
+        "id": "p1_init_loss", "status": "answered" if good or glorot else "missing",
+        "refs": ["tab:p1_init_arms", "fig:p1_sweep"],
+        "facts": {"ln2": f"{ln2:.3f}", "good": good, "glorot": glorot, "large": large, "slow": slow,
+                  "large_factor": f"{cfg['large_init_factor']:g}"},
+    })
+    where = None
+    if glorot and good:
+        gv = _num(arms["glorot"]["median"]["final_val_loss"])
+        lo, hi = _num(arms["good"]["min"]["final_val_loss"]), _num(arms["good"]["max"]["final_val_loss"])
+        if gv is not None and lo is not None:
+            where = "below" if gv < lo else "within" if hi is None or gv <= hi else "above"
+    out.append({
+        "id": "p1_glorot", "status": "answered" if where else "inconclusive" if glorot else "missing",
+        "refs": ["fig:p1_init_curves", "fig:p1_boundaries", "tab:p1_init_arms"],
+        "facts": {"glorot": glorot, "good": good, "where": where,
+                  "good_range": (f"{fmt(_num(arms['good']['min']['final_val_loss']))}-"
+                                 f"{fmt(_num(arms['good']['max']['final_val_loss']))}") if good else "n/a",
+                  "layer_std": ", ".join(fmt(s) for s in m["glorot_layer_std"])},
+    })
+    _, ref = reference_arm(m)
+    scaled = []
+    for key, arm in m["scaling"].items():
+        med = arm["median"]
+        init = _num(med["init_loss"])
+        scaled.append({"key": key, "label": arm["label"], "factor": _factor(key),
+                       "init_ratio": fmt(init / ln2) if init is not None else "diverged", "val_acc": _acc(arm),
+                       "acc_v": _num(med["final_val_acc"]),
+                       "diverged": arm.get("n_diverged") or 0, "acc_v": _num(med["final_val_acc"]),
+                "ratio_v": init / ln2 if init is not None else None})
+    out.append({
+        "id": "p1_scaling", "status": "answered" if scaled else "missing", "refs": ["fig:p1_scaling", "tab:p1_scaling"],
+        "facts": {"arms": scaled, "ref_acc": _acc(ref), "ref_acc_v": _num(ref["median"]["final_val_acc"]) if ref else None,
+                  "base": m["base_init"]},
+    })
+    broken = []
+    for key, arm in m["breakers"].items():
+        broken.append({"key": key, "label": arm["label"], "story": loss_story(arm, ln2, cfg["steps"], cfg["early_step"]),
+                       "val_acc": _acc(arm), "acc_v": _num(arm["median"]["final_val_acc"])})
+    out.append({
+        "id": "p1_breakers", "status": "answered" if broken else "missing", "refs": ["fig:p1_breakers", "tab:p1_breakers"],
+        "facts": {"arms": broken, "ref_acc": _acc(ref) if ref else "n/a"},
+    })
+    return out
