@@ -134,7 +134,9 @@ def _data_finite(s, h, _):
 
 def _data_disjoint(s, h, _):
     d = s.data(h.experiment)
-    return check_disjoint_content(d.x_train, d.x_val, name=_name(h, "train/validation disjoint by content (row hashes)"))
+    what = "train/validation/test" if d.x_test is not None else "train/validation"
+    return check_disjoint_content(d.x_train, d.x_val, test=d.x_test,
+                                  name=_name(h, f"{what} disjoint by content (row hashes)"))
 
 
 def _data_normalized(s, h, _):

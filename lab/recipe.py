@@ -298,15 +298,31 @@ def _row_hashes(x: torch.Tensor) -> list[bytes]:
 
 
 def check_disjoint_content(a: torch.Tensor, b: torch.Tensor, name: str = "train/validation disjoint by content",
-                           scope: str = "gate") -> CheckResult:
-    """No example of b is byte-for-byte an example of a (hashes of whole rows, whatever the indices say)."""
+                           scope: str = "gate", test: torch.Tensor | None = None) -> CheckResult:
+    """No example of b (validation) is byte-for-byte an example of a (training), hashes of whole rows whatever the
+    indices say; with ``test``, no test example is a training or validation example either (the test split must
+    stay untouched: a split drawn from it, or from an overlapping range, shows here)."""
     seen = set(_row_hashes(a))
     hb = _row_hashes(b)
     shared = sum(h in seen for h in hb)
     detail = f"{len(seen):,} distinct training rows, {len(hb):,} validation rows, {shared:,} identical to a training row"
+    problems = []
     if shared:
-        detail += ": validation examples leak from the training set (overlapping index ranges?); make the splits disjoint"
-    return CheckResult(name, shared == 0, f"{shared:,} shared", "0 shared", detail, scope)
+        problems.append("validation examples leak from the training set (overlapping index ranges?)")
+    measured = f"{shared:,} shared"
+    if test is not None:
+        ht = _row_hashes(test)
+        seen_val = set(hb)
+        t_train, t_val = sum(h in seen for h in ht), sum(h in seen_val for h in ht)
+        detail += f"; of {len(ht):,} test rows, {t_train:,} in training and {t_val:,} in validation"
+        measured += f", test: {t_train + t_val:,} shared"
+        if t_train or t_val:
+            problems.append("test examples appear in training or validation (a split drawn from the test set?); "
+                            "the test split must stay untouched")
+        shared += t_train + t_val
+    if problems:
+        detail += ": " + "; ".join(problems) + "; make the splits disjoint"
+    return CheckResult(name, shared == 0, measured, "0 shared", detail, scope)
 
 
 def _standardize_like(raw_train: torch.Tensor, raw: torch.Tensor, per_feature: bool) -> tuple[torch.Tensor, float]:

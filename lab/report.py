@@ -63,6 +63,8 @@ def template_env(numbers: Numbering | None = None, markdown: bool = False) -> ji
     env.filters["plain"] = numbers.plain
     env.globals["numbers"] = numbers
     env.globals["RESULT_CLASS"] = RESULT_CLASS
+    # the report's context names its appendices; a section rendered on its own (tests) gets the usual letters
+    env.globals["appendix_letter"] = {"checks": "A", "discussion": "B", "tables": "C", "provenance": "D"}
     return env
 
 
@@ -256,6 +258,15 @@ def render_documents(ctx: dict[str, Any]) -> tuple[str, str]:
     return html, md
 
 
+def render_section(experiment: str, view: dict[str, Any], result: ExperimentResult) -> tuple[str, str]:
+    """One part's section on its own, as HTML and Markdown (each numbered from 1; references to items of other
+    parts or the appendix stay unnumbered): for tests and for looking at one part."""
+    html = template_env(Numbering()).get_template(f"sections/{experiment}.html.j2").render(sec=view, result=result)
+    md = template_env(Numbering(), markdown=True).get_template(f"sections/{experiment}.md.j2").render(
+        sec=view, result=result)
+    return html, md
+
+
 def summary(ctx: dict[str, Any], paths: dict[str, Path]) -> list[str]:
     """The terminal's one-screen summary: where the report is, the gate line, each part's headline answer."""
     lines = [f"report: {paths['html']} (self-contained) and {paths['markdown']}", f"gate: {ctx['gate_line']}"]
@@ -297,5 +308,6 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
     return {**paths, "summary": summary(ctx, paths)}
 
 
-__all__ = ["TITLE", "build_context", "checks_path", "load_gate", "render_documents", "render_report", "summary",
+__all__ = ["TITLE", "build_context", "checks_path", "load_gate", "render_documents", "render_report", "render_section",
+           "summary",
            "template_env"]

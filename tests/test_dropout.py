@@ -17,7 +17,7 @@ from lab.config import config_to_dict, make_config
 from lab.context import RunContext
 from lab.experiments import dropout as P3
 from lab.models import MLP
-from lab.report import _section_view, template_env
+from lab.report import _section_view, render_section
 from lab.results import ExperimentResult, to_jsonable
 from lab.runner import run_experiment
 from lab.sections import FigureSink, build_section
@@ -177,9 +177,7 @@ def test_saved_json_is_strict(quick_result):
 def render(result: ExperimentResult, tmp_path) -> tuple[dict, str, str]:
     sec = build_section("dropout", 3, "Dropout", result, FigureSink(tmp_path / "figures"))
     view = _section_view(sec)
-    env = template_env()
-    html = env.get_template("sections/dropout.html.j2").render(sec=view, result=result)
-    md = env.get_template("sections/dropout.md.j2").render(sec=view, result=result)
+    html, md = render_section("dropout", view, result)
     return view, html, md
 
 
@@ -189,7 +187,11 @@ def test_section_builds_and_renders(quick_result, tmp_path):
     names = [f.name for f in view["figures"]]
     assert names == ["p3_curves", "p3_gap", "p3_digits", "p3_mc", "p3_mc_modes"]
     assert all((tmp_path / "figures" / f"{n}.png").stat().st_size > 5_000 for n in names)
-    assert "Monte-Carlo dropout ensembles on" in html and "| k = 1 |" in md
+    # every k is an appendix table: the report places it after the parts, not the section
+    every_k = next(t for t in view["tables"] if t.name == "p3_mc_k")
+    assert every_k.appendix and every_k.caption.startswith("Monte-Carlo dropout ensembles on")
+    assert any(row[0] == "k = 1" for row in every_k.rows)
+    assert "Ensembles per training seed" in html and "Ensembles per training seed" in md
     assert f"minibatches of {result.config['batch_size']}" in md
     assert "Final evaluation on the MNIST test split" not in html  # no --final, no test table
     assert any("Srivastava" in line for line in view["discussion"])

@@ -18,7 +18,7 @@ from lab.config import ShallowInitConfig, config_to_dict, make_config
 from lab.context import RunContext
 from lab.errors import LabError
 from lab.experiments.shallow_init import LN2, log_steps, pick_sigmas, plateau_length, run
-from lab.report import template_env
+from lab.report import render_section
 from lab.results import ExperimentResult, load_result, save_result, to_jsonable
 from lab.sections import FigureSink
 from lab.sections.shallow_init import CROSSCHECK_TOL, build, discussion, loss_story
@@ -205,9 +205,7 @@ def _render(result: ExperimentResult, tmp_path) -> tuple[dict, str, str]:
     from lab.sections import build_section
 
     sec = build_section("shallow_init", 1, "Part 1", result, FigureSink(tmp_path))
-    view, env = _section_view(sec), template_env()
-    html = env.get_template("sections/shallow_init.html.j2").render(sec=view, result=result)
-    md = env.get_template("sections/shallow_init.md.j2").render(sec=view, result=result)
+    html, md = render_section("shallow_init", _section_view(sec), result)
     return sec, html, md
 
 
@@ -348,12 +346,12 @@ def test_templates_render_the_section(quick, tmp_path):
     from lab.sections import build_section
 
     sec = _section_view(build_section("shallow_init", 1, "Part 1", result, FigureSink(tmp_path)))
-    env = template_env()
-    html = env.get_template("sections/shallow_init.html.j2").render(sec=sec, result=result)
-    md = env.get_template("sections/shallow_init.md.j2").render(sec=sec, result=result)
+    html, md = render_section("shallow_init", sec, result)
     for doc in (html, md):
         assert "The sweep and the three picked" in doc and "Other ways of breaking convergence" in doc
         assert f"{result.config['n_sigmas']} log-spaced values" in doc
-    assert html.count("<figure") == 6 and html.count("<table>") == 5
+    # every sweep point and the breakers' numbers are appendix tables: the report places them, not the section
+    assert html.count("<figure") == 6 and html.count("<table id=") == 3
     assert md.count("](figures/p1_") == 6
+    assert [t.name for t in sec["tables"] if t.appendix] == ["p1_sweep_points", "p1_breakers"]
     assert Path(tmp_path / "p1_sweep.png").exists()
