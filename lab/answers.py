@@ -146,6 +146,10 @@ def _p1_breakers(f: dict) -> str:
 def _p2_stats(f: dict) -> str:
     cells, matched = [], True
     for a in f["inits"]:
+        if a["verdict"] == "degenerate":
+            cells.append(f"{a['label']}: diverged (activations overflow to inf/NaN or collapse to 0), no factor")
+            matched = False
+            continue
         cells.append(f"{a['label']} x{a['growth']} per layer ({a['verdict']}: {a['first']} -> {a['last']})")
         g, p = a.get("growth_v"), a.get("predicted_v")
         if g is None or p is None or not (abs(g - p) <= PREDICTION_RTOL * abs(p)):

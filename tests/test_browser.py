@@ -10,6 +10,7 @@ poppler-utils are missing; .ci/run installs them and fails on CI rather than ski
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -189,6 +190,12 @@ def test_pdf_has_every_section_and_a_sensible_page_count(pdf):
     appendix = next(i for i, page in enumerate(per_page, 1) if "Appendix A \u2014 Sanity checks" in page)
     print(f"main body: {appendix - 1} pages")
     assert appendix - 1 <= MAIN_BODY_PAGES
+    # "Figure n" / "Table n" links survive printing: each link's named destination is defined in the PDF
+    raw = pdf.read_bytes()
+    used = set(re.findall(rb"/Dest /([A-Za-z0-9_.-]+)", raw))
+    defined = set(re.findall(rb"/([A-Za-z0-9_.-]+) \[\d+ 0 R /XYZ", raw))
+    assert any(u.startswith(b"fig-") for u in used) and any(u.startswith(b"tab-") for u in used)
+    assert used <= defined, sorted(used - defined)[:5]
     # The part headings ("Part N — title", unlike the contents line) come in the report's order.
     starts = [text.find(f"Part {n} \u2014") for n in (1, 2, 3)]
     assert -1 not in starts and starts == sorted(starts), starts

@@ -211,10 +211,12 @@ def test_unmutated_gate_passes(real_mnist, experiment):
 @pytest.mark.parametrize("m", MUTATIONS, ids=[m.id for m in MUTATIONS])
 def test_gate_fails_on_the_check_meant_for_the_bug(real_mnist, monkeypatch, m):
     plant(monkeypatch, m.target, m.old, m.new)
-    results = _experiment_gate(m.entry.split(".")[0])
-    result = results[m.entry]
-    failed = [n for n, r in results.items() if not r.passed]
-    assert not result.passed, f"{m.what}: {m.entry} passed ({result.detail}); failed instead: {failed}"
+    # The gate fails when any entry fails: running the entry meant for the bug proves it (and keeps this test
+    # fast); only when it passes does the whole experiment gate run, to say which entries caught it instead.
+    (result,) = run_gate(CPU, [m.entry])
+    if result.passed:
+        failed = [n for n, r in _experiment_gate(m.entry.split(".")[0]).items() if not r.passed]
+        pytest.fail(f"{m.what}: {m.entry} passed ({result.detail}); failed instead: {failed}")
     assert m.hint in result.detail, f"{m.entry}'s message does not point at the bug: {result.detail}"
 
 

@@ -77,7 +77,9 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         mean_abs, std_abs = _median(d, "mean_abs"), _median(d, "std_abs")
         rows.append([d["label"], *(cell(float(v[i])) for v in (mean_abs, std_abs) for i in (0, mid, -1))])
         pred = d["predicted"]["factor_per_layer"][-1]
-        growth_rows.append([d["label"], fmt(d["growth_per_layer"], 4), fmt(pred, 4), verdict(d["growth_per_layer"]),
+        v = verdict(d["growth_per_layer"])
+        growth_rows.append([d["label"], fmt(d["growth_per_layer"], 4), fmt(pred, 4),
+                            "diverged (inf/NaN or 0): no factor" if v == "degenerate" else v,
                             fmt(_med(d["loss_at_init"]), 4), fmt(_med(d["logit_std"]))])
     table = Table(
         name="p2_layers", appendix=True,
