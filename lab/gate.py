@@ -160,6 +160,13 @@ def _data_classes(s, h, _):
                                name=_name(h, "every class present in train and validation, plausible frequencies"))
 
 
+def _data_spec(s, h, _):
+    d = s.data(h.experiment)
+    r = h.data_spec(d)
+    return CheckResult(_name(h, "raw data follow the lab's two-rings specification"), r.passed, r.measured, r.expected,
+                       r.detail, r.scope)
+
+
 # --- labels ------------------------------------------------------------------------------------------------
 
 def _labels(s, h, _):
@@ -390,6 +397,7 @@ CHECKS: list[GateCheck] = [
     GateCheck("data_normalized", lambda h: True, _data_normalized),
     GateCheck("data_same_transform", lambda h: True, _data_same_transform),
     GateCheck("data_classes", lambda h: True, _data_classes),
+    GateCheck("data_spec", lambda h: h.data_spec is not None, _data_spec),
     GateCheck("labels_aligned", lambda h: h.short_fit is not None, _labels),
     GateCheck("architecture", lambda h: True, _architecture),
     GateCheck("layers_matter", lambda h: True, _layers_matter),

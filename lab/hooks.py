@@ -87,10 +87,26 @@ class GateHooks:
     # Monte-Carlo ensemble: (model, x, k, seed) -> averaged logits of k members, one callable per estimator run()
     # uses ({name: callable}; Part 3: the thinned networks of its study and the per-image reference). Every
     # ensemble check runs on each of them.
+    # The data's own specification, checked on the raw rows: GateData -> CheckResult (Parts 1 and 2: the lab's
+    # two rings, LAB_RINGS), or None.
+    data_spec: Callable[[GateData], Any] | None = None
     ensemble: dict[str, Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor]] | None = None
     paths: dict[str, PathPair] = field(default_factory=dict)  # optimised path vs plain reference
     overfit: dict[str, Any] | None = None  # {"n": examples, "steps": ..., "lr": ...} for overfit-one-batch
     tiny: bool = False  # tiny nets: checked on one CPU thread, as run() trains them (lab.batched.single_thread)
 
 
-__all__ = ["GateData", "GateHooks", "InitCase", "PathPair"]
+# The lab's text, not lab.data's constants: two rings of radius 1 and 4, radial noise U(-1, 1), centred at
+# (10, 10). An edited constant in lab/data.py must not move what the gate expects.
+LAB_RINGS = {"radii": (1.0, 4.0), "noise": 1.0, "center": (10.0, 10.0)}
+
+
+def rings_spec(d: GateData):
+    """The two-rings specification check on every raw row (training and validation) of d."""
+    from lab.recipe import check_rings_geometry  # local: hooks stays importable without the recipe
+
+    raw = torch.cat([d.raw_train.reshape(-1, d.raw_train.shape[-1]), d.raw_val.reshape(-1, d.raw_val.shape[-1])])
+    return check_rings_geometry(raw, torch.cat([d.y_train, d.y_val]), **LAB_RINGS)
+
+
+__all__ = ["GateData", "GateHooks", "InitCase", "LAB_RINGS", "PathPair", "rings_spec"]

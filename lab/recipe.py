@@ -325,6 +325,47 @@ def check_disjoint_content(a: torch.Tensor, b: torch.Tensor, name: str = "train/
     return CheckResult(name, shared == 0, measured, "0 shared", detail, scope)
 
 
+def check_rings_geometry(raw: torch.Tensor, y: torch.Tensor, radii: tuple[float, float], noise: float,
+                         center: tuple[float, float], name: str = "data follow the two-rings specification",
+                         scope: str = "gate") -> CheckResult:
+    """Raw 2-D points against the lab's generator: each class lies on its own ring (distance from ``center``
+    within radius +- noise) and fills it (the radial noise spans U(-noise, noise): min and max within a few
+    expected gaps of the bounds), the two classes on the two rings, and the points centred on ``center``."""
+    xy = raw.detach().double().reshape(raw.shape[0], -1).cpu()
+    if xy.shape[1] != 2:
+        return CheckResult(name, False, f"{xy.shape[1]}-D inputs", "2-D points", "the data are not 2-D points", scope)
+    c = torch.tensor(center, dtype=torch.float64)
+    r = (xy - c).pow(2).sum(1).sqrt()
+    yy = y.detach().cpu()
+    problems, cells, used = [], [], set()
+    for k in sorted(set(yy.tolist())):
+        rk = r[yy == k]
+        n = rk.numel()
+        ring = min(radii, key=lambda R: abs(R - float(rk.median())))
+        used.add(ring)
+        lo, hi = float(rk.min()), float(rk.max())
+        gap = max(0.05, 20 * 2 * noise / max(n, 1))  # the expected gap to a bound is 2 noise / (n + 1)
+        cells.append(f"class {k}: radius {lo:.2f}-{hi:.2f} (ring {ring:g})")
+        if lo < ring - noise - 1e-3 or hi > ring + noise + 1e-3:
+            problems.append(f"class {k} has radii {lo:.2f}-{hi:.2f}, outside ring {ring:g} +- {noise:g} (wrong radius "
+                            "or noise, or labels not tied to the ring)")
+        elif lo > ring - noise + gap or hi < ring + noise - gap:
+            problems.append(f"class {k} has radii {lo:.2f}-{hi:.2f}, narrower than ring {ring:g} +- {noise:g} (radial "
+                            f"noise drawn from less than U(-{noise:g}, {noise:g})?)")
+    if len(used) < len(radii):
+        problems.append("the classes do not occupy one ring each (labels not tied to the ring?)")
+    shift = float((xy.mean(0) - c).norm())
+    shift_tol = 6 * max(radii) / math.sqrt(2 * max(xy.shape[0], 1)) + 0.01
+    if shift > shift_tol:
+        problems.append(f"points centred {shift:.2f} away from ({center[0]:g}, {center[1]:g}) (wrong centre, or angles "
+                        "not uniform over the circle)")
+    detail = f"{xy.shape[0]:,} raw points; " + ", ".join(cells) + f"; centroid {shift:.3f} from the centre"
+    if problems:
+        detail = "; ".join(problems) + f"; see lab.data.two_rings ({detail})"
+    return CheckResult(name, not problems, ", ".join(cells), f"radii {radii[0]:g} and {radii[1]:g} +- {noise:g}, "
+                       f"centre ({center[0]:g}, {center[1]:g})", detail, scope)
+
+
 def _standardize_like(raw_train: torch.Tensor, raw: torch.Tensor, per_feature: bool) -> tuple[torch.Tensor, float]:
     """(raw - mean) / std with the statistics recomputed from raw_train (float64), and the tolerance for the
     unbiased/biased std convention (a population std is a choice, not a bug)."""

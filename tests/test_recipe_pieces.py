@@ -373,3 +373,31 @@ def test_paths_agree():
     r = check_paths_agree(lambda: (a + 1e-3, a), 1e-6, "off", fix="look at the fast path")
     assert not r.passed and "look at the fast path" in r.detail
     assert not check_paths_agree(lambda: (torch.tensor([1.0, 2.0, 3.0]), a), 1e-6, "nan in one").passed
+
+
+def test_rings_geometry_catches_a_generator_off_the_lab_spec():
+    import numpy as np
+
+    from lab.hooks import LAB_RINGS
+    from lab.recipe import check_rings_geometry
+
+    def rings(n=4000, radii=(1.0, 4.0), low=-1.0, high=1.0, center=(10.0, 10.0), seed=0):
+        rng = np.random.default_rng(seed)
+        y = rng.permutation(np.arange(n) % 2)
+        r = np.asarray(radii)[y] + rng.uniform(low, high, n)
+        a = rng.uniform(0, 2 * np.pi, n)
+        xy = np.stack([r * np.cos(a), r * np.sin(a)], 1) + np.asarray(center)
+        return torch.tensor(xy, dtype=torch.float32), torch.tensor(y)
+
+    assert check_rings_geometry(*rings(), **LAB_RINGS).passed
+    assert check_rings_geometry(*rings(n=200), **LAB_RINGS).passed  # a small sample fills its ring less: no alarm
+    narrow = check_rings_geometry(*rings(low=0.0), **LAB_RINGS)
+    assert not narrow.passed and "narrower than ring" in narrow.detail
+    wide = check_rings_geometry(*rings(radii=(1.0, 5.0)), **LAB_RINGS)
+    assert not wide.passed and "outside ring" in wide.detail
+    moved = check_rings_geometry(*rings(center=(0.0, 0.0)), **LAB_RINGS)
+    assert not moved.passed and "centred" in moved.detail
+    x, y = rings()
+    shuffled = check_rings_geometry(x, y[torch.randperm(len(y), generator=torch.Generator().manual_seed(0))],
+                                    **LAB_RINGS)
+    assert not shuffled.passed

@@ -20,7 +20,7 @@ from lab.config import DeepInitConfig
 from lab.context import RunContext
 from lab.data import Split, rings_split
 from lab.experiments import Outcome
-from lab.hooks import GateData, GateHooks, InitCase
+from lab.hooks import GateData, GateHooks, InitCase, rings_spec
 from lab.inits import parse_init, weight_std
 from lab.models import MLP, abs_stats
 from lab.recipe import check_activation_stability, check_init_loss
@@ -154,6 +154,7 @@ def gate_hooks(cfg: DeepInitConfig, device: torch.device) -> GateHooks:
         experiment="deep_init",
         label="Part 2",
         data=data,
+        data_spec=rings_spec,
         widths=(2, *[cfg.width] * cfg.depth, 2),  # from the config, not from widths(): the check's expectation
         build_model=lambda dropout=True, seed=None: make_model(cfg, stable, 0 if seed is None else seed, device),
         inits={spec: InitCase(spec, builder(spec), "make_model") for spec in cfg.inits},

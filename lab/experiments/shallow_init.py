@@ -30,7 +30,7 @@ from lab.experiments import Outcome
 from lab.inits import parse_init, weight_std
 from lab.models import MLP
 from lab.recipe import check_init_loss
-from lab.hooks import GateData, GateHooks, InitCase, PathPair
+from lab.hooks import GateData, GateHooks, InitCase, PathPair, rings_spec
 from lab.train import evaluate, fit_full_batch
 
 LN2 = math.log(2)  # -log(1/2): the loss of a net that outputs equal logits for the two classes
@@ -480,6 +480,7 @@ def gate_hooks(cfg: ShallowInitConfig, device: torch.device) -> GateHooks:
         experiment="shallow_init",
         label="Part 1",
         data=data,
+        data_spec=rings_spec,
         widths=(2, *cfg.hidden, 2),  # from the config, not from widths(): the check's expectation
         build_model=build,
         inits=inits,
