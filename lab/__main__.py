@@ -342,4 +342,12 @@ if __name__ == "__main__":
     code = main()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command is over: a late Ctrl-C changes nothing any more
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if code in (130, 143):
+        # Interrupted, handled, reported: exit with exactly that code. CPython remembers a KeyboardInterrupt that
+        # ended any code it ran through its C API (a library's embedded eval) and would then end the process by
+        # SIGINT at finalization (status -2 instead of 130), depending on where the signal landed.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
     sys.exit(code)
