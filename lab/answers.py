@@ -54,14 +54,6 @@ def _points(p: dict) -> str:
     return f"{p['abs']} points (95 % interval {lo:.{d}f} to {hi:.{d}f})"
 
 
-def _step(text: str) -> str:
-    """A median step count as a whole step ('219.5' -> '220'); 'never' stays."""
-    try:
-        return f"{float(text):,.0f}"
-    except ValueError:
-        return text
-
-
 # --- Part 1 ----------------------------------------------------------------------------------------------------
 
 def _p1_sigmas(f: dict) -> str:
@@ -69,14 +61,14 @@ def _p1_sigmas(f: dict) -> str:
     slow, good, large = f["slow"], f["good"], f["large"]
     if slow:
         reached = ("never gets down to loss " + f["reach_loss"] if slow["reach"] == "never"
-                   else f"still gets down to loss {f['reach_loss']} by step {_step(slow['reach'])}")
+                   else f"still gets down to loss {f['reach_loss']} by step {slow['reach']}")
         parts.append(f"slow sigma = {slow['sigma']}: the training loss stays within {f['plateau_tol']} of ln 2 for "
-                     f"{_step(slow['plateau'])} steps (median) and {reached}; validation accuracy {slow['val_acc']}")
+                     f"{slow['plateau']} steps (median) and {reached}; validation accuracy {slow['val_acc']}")
     if large:
         parts.append(f"large sigma = {large['sigma']}: it starts at loss {large['init']} and ends with "
                      f"{f['large_val_ratio']}x {f['ref_name']} validation loss ({large['val_acc']})")
     if good:
-        reach = "never" if good["reach"] == "never" else f"by step {_step(good['reach'])}"
+        reach = "never" if good["reach"] == "never" else f"by step {good['reach']}"
         parts.append(f"good sigma = {good['sigma']}: loss {f['reach_loss']} reached {reach}, validation loss "
                      f"{good['val_loss']} ({good['val_acc']})")
     text = "; ".join(parts)
@@ -259,10 +251,4 @@ def answer_rows(sections: list[Any]) -> list[dict]:
     return rows
 
 
-def headline(rows: list[dict], part: int) -> str:
-    """The first answer of a part, for the terminal summary."""
-    row = next((r for r in rows if r["part"] == part), None)
-    return row["answer"] if row else ""
-
-
-__all__ = ["QUESTIONS", "answer_rows", "headline"]
+__all__ = ["QUESTIONS", "answer_rows"]

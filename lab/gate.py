@@ -12,6 +12,7 @@ of lab/ it came from, never a traceback. ``checks/test_gate.py`` runs each entry
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import copy
 import hashlib
 import traceback
@@ -161,10 +162,8 @@ def _data_classes(s, h, _):
 
 
 def _data_spec(s, h, _):
-    d = s.data(h.experiment)
-    r = h.data_spec(d)
-    return CheckResult(_name(h, "raw data follow the lab's two-rings specification"), r.passed, r.measured, r.expected,
-                       r.detail, r.scope)
+    return dataclasses.replace(h.data_spec(s.data(h.experiment)),
+                               name=_name(h, "raw data follow the lab's two-rings specification"))
 
 
 # --- labels ------------------------------------------------------------------------------------------------

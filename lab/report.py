@@ -64,8 +64,15 @@ def template_env(numbers: Numbering | None = None, markdown: bool = False) -> ji
     env.globals["numbers"] = numbers
     env.globals["RESULT_CLASS"] = RESULT_CLASS
     # the report's context names its appendices; a section rendered on its own (tests) gets the usual letters
-    env.globals["appendix_letter"] = {"checks": "A", "discussion": "B", "tables": "C", "provenance": "D"}
+    env.globals["appendix_letter"] = appendix_letters(details=True, performance=False)
     return env
+
+
+def appendix_letters(details: bool, performance: bool) -> dict[str, str]:
+    """Letters of the appendices in report order: checklist, discussion, then those present."""
+    names = ["checks", "discussion", *(["tables"] if details else []), *(["performance"] if performance else []),
+             "provenance"]
+    return dict(zip(names, "ABCDEF"))
 
 
 def checks_path(out: Path) -> Path:
@@ -159,13 +166,7 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
     outside += [[f["name"], f"finding ({f['source']})", f["measured"], f["expected"]] for f in outside_findings]
     appendix_tables = [t for sec in sections for t in sec.tables if t.appendix]
     appendix_figures = [f for sec in sections for f in sec.figures if f.appendix]
-    letters = iter("ABCDEF")
-    appendix_letter = {"checks": next(letters), "discussion": next(letters)}
-    if appendix_tables or appendix_figures:
-        appendix_letter["tables"] = next(letters)
-    if perf is not None:
-        appendix_letter["performance"] = next(letters)
-    appendix_letter["provenance"] = next(letters)
+    appendix_letter = appendix_letters(bool(appendix_tables or appendix_figures), perf is not None)
     prov = [r.provenance for r in results.values()]
     commits = sorted({p.get("git_commit") or "n/a" for p in prov})
     return {

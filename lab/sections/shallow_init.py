@@ -105,6 +105,12 @@ def _steps(v) -> str:
     return "never" if v is None else f"{v:g}"
 
 
+def _whole_steps(v) -> str:
+    """A median step count as a whole step for prose ('219.5' -> '220'); 'never' where there is none."""
+    v = _num(v)
+    return "never" if v is None else f"{v:,.0f}"
+
+
 def diverged_text(arm: dict) -> str:
     at = sorted(d for d in arm["diverged_at"] if d is not None)
     if not at:
@@ -695,7 +701,8 @@ def answers(m: dict, cfg: dict) -> list[dict]:
         init = _num(med["init_loss"])
         return {"sigma": _sig(arm["sigma"]) if arm.get("sigma") else None, "init": _val(arm, "init_loss"),
                 "init_ratio": fmt(init / ln2) if init is not None else "n/a", "val_loss": _val(arm, "final_val_loss"),
-                "val_acc": _acc(arm), "plateau": _steps(med["plateau_steps"]), "reach": _steps(med["steps_to_reach"]),
+                "val_acc": _acc(arm), "plateau": _whole_steps(med["plateau_steps"]),
+                "reach": _whole_steps(med["steps_to_reach"]),
                 "diverged": arm.get("n_diverged") or 0, "acc_v": _num(med["final_val_acc"]),
                 "ratio_v": init / ln2 if init is not None else None}
 
