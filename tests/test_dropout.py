@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import types
 
 import pytest
@@ -192,6 +193,8 @@ def test_section_builds_and_renders(quick_result, tmp_path):
     assert every_k.appendix and every_k.caption.startswith("Monte-Carlo dropout ensembles on")
     assert any(row[0] == "k = 1" for row in every_k.rows)
     assert "Ensembles per training seed" in html and "Ensembles per training seed" in md
+    text = " ".join(re.sub(r"<[^>]+>", "", html).split())  # the prose a reader sees: no word glued to the next
+    assert re.search(r"training seeds \(\d", text) and re.search(r"the first [\d,]+ validation images", text)
     assert f"minibatches of {result.config['batch_size']}" in md
     assert "Final evaluation on the MNIST test split" not in html  # no --final, no test table
     assert any("Srivastava" in line for line in view["discussion"])
