@@ -5,12 +5,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import platform
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +20,11 @@ import torch
 
 from lab import PROJECT_ROOT
 from lab.errors import LabError
+from lab.outdir import make_temp_file
 
 # Bump when the layout of a results file changes incompatibly; older files are refused, not misread.
 SCHEMA_VERSION = 3  # 3: Part 3 per training seed (arms[...]["runs"], mc["runs"]); 2: MC seeds of different length
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclass
@@ -74,22 +73,23 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
+    """Write to a new temp file in the same folder (O_EXCL, never through a link; mode 0666 minus the umask, like
+    any file the user makes), fsync, then rename: readers never see half a file, and a symbolic link planted at
+    ``path`` is replaced itself, its target never written."""
     path = Path(path)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = make_temp_file(path.parent, f".{path.name}.", ".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is meant to be shared
         os.replace(tmp, path)
     except BaseException as exc:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename in (None, tmp):
+        if isinstance(exc, OSError) and exc.filename in (None, str(tmp), tmp):
             # a full disk fails in write/fsync, which name no file, or names our temp file: name the target
             raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
@@ -124,8 +124,41 @@ def load_json(path: Path, fix: str = "delete it and rerun") -> Any:
         raise LabError(f"{path}: cannot be read ({exc.strerror or exc}); {fix}") from None
 
 
+DIGEST_FIELD = "content_digest"  # in provenance: a hash of everything else the file holds
+
+
+def record_digest(raw: dict[str, Any]) -> str:
+    """Hash of a record as saved (every key, provenance included, except the digest itself): a file edited or
+    damaged after it was written no longer matches. The audit and any reader can call it on a parsed file."""
+    body = dict(raw)
+    if isinstance(body.get("provenance"), dict):
+        body["provenance"] = {k: v for k, v in body["provenance"].items() if k != DIGEST_FIELD}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _sealed(raw: dict[str, Any]) -> dict[str, Any]:
+    raw = to_jsonable(raw)
+    raw["provenance"] = {k: v for k, v in (raw.get("provenance") or {}).items() if k != DIGEST_FIELD}
+    raw["provenance"][DIGEST_FIELD] = record_digest(raw)
+    return raw
+
+
+def digest_problem(raw: dict[str, Any]) -> str | None:
+    """None when the stored digest matches the content, else what is wrong (the field it concerns)."""
+    prov = raw.get("provenance")
+    stored = prov.get(DIGEST_FIELD) if isinstance(prov, dict) else None
+    if not isinstance(stored, str):
+        return f"provenance.{DIGEST_FIELD} is missing (written by an older version, or by hand)"
+    if stored != record_digest(raw):
+        return (f"changed after it was written (its content no longer matches provenance.{DIGEST_FIELD}): "
+                "not trusted")
+    return None
+
+
 def save_result(result: ExperimentResult, path: Path) -> None:
-    save_json(asdict(result), path)
+    """Save with a digest of the whole record (provenance.content_digest), checked on every load."""
+    save_json(_sealed(asdict(result)), path)
 
 
 RERUN = "rerun that experiment to replace it"
@@ -167,12 +200,25 @@ def result_shape_problem(raw: Any, experiment: str | None = None, complete: bool
     return None
 
 
+def result_problem(raw: Any, experiment: str | None = None, complete: bool = False) -> str | None:
+    """Everything a reader must know before trusting a parsed results file: its layout, its schema (lab.schema:
+    types, finiteness, ranges, lengths of what the report reads) and its content digest. None when it is sound;
+    else the field and what is wrong with it (for the audit, ``run`` and ``report`` alike)."""
+    from lab.schema import record_problem
+
+    problem = result_shape_problem(raw, experiment, complete)
+    if problem is None:
+        problem = record_problem(raw, raw["experiment"]) or digest_problem(raw)
+    return problem
+
+
 def load_result(path: Path, experiment: str | None = None, fix: str = RERUN, complete: bool = False) -> ExperimentResult:
     """Load and validate a results file; an older schema, damage or a wrong layout is a LabError naming it
-    and ``fix``. With ``experiment``, a file holding another experiment is refused too; with ``complete``, one
+    and ``fix``; so is a file that does not fit its schema or was changed after it was written (result_problem).
+    With ``experiment``, a file holding another experiment is refused too; with ``complete``, one
     without every provenance field the report shows."""
     raw = load_json(path, fix=fix)
-    problem = result_shape_problem(raw, experiment, complete)
+    problem = result_problem(raw, experiment, complete)
     if problem:
         raise LabError(f"{path}: {problem}; {fix}")
     known = {"experiment", "config", "metrics", "provenance", "findings", "schema"}

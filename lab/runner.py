@@ -21,7 +21,7 @@ from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config
 from lab.context import RunContext
 from lab.errors import LabError
 from lab.experiments import get_experiment
-from lab.results import ExperimentResult, load_result, provenance, save_result, to_jsonable
+from lab.results import ExperimentResult, digest_problem, load_result, provenance, save_result, to_jsonable
 
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
@@ -57,20 +57,13 @@ def current_key(result: ExperimentResult) -> str | None:
     return cache_key(result.experiment, result.config, device)
 
 
-def content_digest(metrics: Any, findings: Any) -> str:
-    """Hash of what a results file measured, as saved: a file edited or damaged afterwards no longer matches."""
-    text = json.dumps({"metrics": metrics, "findings": findings}, sort_keys=True, allow_nan=False)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 def made_by_this_code(result: ExperimentResult) -> bool | None:
     """True: this checkout (code, torch, config) computed exactly these numbers; False: other code, or the file was
     changed after it was written; None: cannot tell (the device type is unknown)."""
     key = current_key(result)
     if key is None:
         return None
-    digest = result.provenance.get("content_digest")
-    return key == result.provenance.get("cache_key") and digest == content_digest(result.metrics, result.findings)
+    return key == result.provenance.get("cache_key") and digest_problem(dataclasses.asdict(result)) is None
 
 
 def _cli_value(value: Any) -> str:
@@ -206,12 +199,12 @@ def run_experiment(
         findings=findings,
         provenance=provenance(
             seed=cfg.seed, profile=ctx.profile, device=str(ctx.device), wall_time_s=wall, cache_key=key,
-            code_version=code_version(), content_digest=content_digest(metrics, findings),
+            code_version=code_version(),
         ),
     )
     save_result(result, path)
     return load_result(path, name), False  # reload: callers see exactly what the JSON holds
 
 
-__all__ = ["cache_key", "code_version", "content_digest", "current_key", "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
+__all__ = ["cache_key", "code_version", "current_key", "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
            "run_experiment"]

@@ -1,0 +1,127 @@
+"""The results schemas (lab/schema.py) cover every key the sections and templates read, and every damage is stale.
+
+    pytest tests/test_schema_coverage.py
+
+A quick run's results are rendered once with their metrics and config wrapped in recording dicts: every key read
+with ``[...]`` (or a template's attribute access) is logged. Deleting any one of them from the file must make
+lab.results.result_problem name it (so `run` recomputes and `report` says which file, which field and the
+--force command) instead of reaching a section as a KeyError or a template error.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from lab.experiments import EXPERIMENTS
+from lab.results import _sealed, record_digest, result_problem
+from lab.schema import field_path
+
+pytestmark = pytest.mark.slow
+
+
+class _Dict(dict):
+    """A dict that logs the paths of the keys read through it (hard reads only: ``.get`` may miss by design)."""
+
+    def __init__(self, data, path, log):
+        super().__init__(data)
+        self._path, self._log = path, log
+
+    def __getitem__(self, key):
+        value = super().__getitem__(key)
+        self._log.add((*self._path, key))
+        return _track(value, (*self._path, key), self._log)
+
+    def get(self, key, default=None):
+        if dict.__contains__(self, key):
+            return _track(dict.__getitem__(self, key), (*self._path, key), self._log)
+        return default
+
+    # iterating a mapping reads whichever keys it holds (a smaller run holds fewer): only what lies below them
+    def items(self):
+        return [(k, _track(dict.__getitem__(self, k), (*self._path, k), self._log)) for k in dict.keys(self)]
+
+    def values(self):
+        return [v for _, v in self.items()]
+
+
+class _List(list):
+    def __init__(self, data, path, log):
+        super().__init__(data)
+        self._path, self._log = path, log
+
+    def __getitem__(self, index):
+        value = super().__getitem__(index)
+        if isinstance(index, slice):
+            return value
+        return _track(value, (*self._path, index if index >= 0 else len(self) + index), self._log)
+
+    def __iter__(self):
+        return (_track(v, (*self._path, i), self._log) for i, v in enumerate(list.__iter__(self)))
+
+
+def _track(value, path, log):
+    if isinstance(value, dict) and not isinstance(value, _Dict):
+        return _Dict(value, path, log)
+    if isinstance(value, list) and not isinstance(value, _List):
+        return _List(value, path, log)
+    return value
+
+
+def _reads(result, tmp_path) -> set[tuple]:
+    """Every key path that building and rendering the result's section read with [...]."""
+    from lab.report import _section_view, render_section
+    from lab.results import ExperimentResult
+    from lab.sections import FigureSink, build_section
+
+    log: set[tuple] = set()
+    tracked = ExperimentResult(result.experiment, _track(result.config, ("config",), log),
+                               _track(result.metrics, ("metrics",), log), result.provenance, result.findings)
+    part, title = EXPERIMENTS[result.experiment]
+    sec = build_section(result.experiment, part, title, tracked, FigureSink(tmp_path / result.experiment))
+    render_section(result.experiment, _section_view(sec), tracked)
+    return log
+
+
+def _delete(raw: dict, path: tuple) -> dict:
+    damaged = copy.deepcopy(raw)
+    node = damaged
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return _sealed(damaged)  # re-sealed: the schema, not the digest, must catch it
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_every_key_the_report_reads_is_in_the_schema(name, rendered, tmp_path):
+    from lab.results import load_result
+
+    path = rendered / "data" / f"{name}.json"
+    result = load_result(path, name)
+    raw = json.loads(path.read_text())
+    reads = _reads(result, tmp_path)
+    # one representative per list position pattern (sweep[0].sigma stands for sweep[i].sigma)
+    seen, todo = set(), []
+    for p in sorted(reads, key=lambda p: (len(p), [str(x) for x in p])):
+        if isinstance(p[-1], int):
+            continue  # list items: lengths are checked by the schema's length rules
+        pattern = tuple("#" if isinstance(x, int) else x for x in p)
+        if pattern not in seen:
+            seen.add(pattern)
+            todo.append(p)
+    assert len(todo) > 20, f"only {len(todo)} keys read: the recorder is not seeing the section's reads"
+    uncovered = [field_path(p) for p in todo if result_problem(_delete(raw, p), name) is None]
+    assert not uncovered, f"keys the report reads that the schema lets go missing: {uncovered}"
+
+
+@pytest.mark.parametrize("name", list(EXPERIMENTS))
+def test_the_saved_quick_run_fits_its_schema_and_digest(name, rendered):
+    raw = json.loads((rendered / "data" / f"{name}.json").read_text())
+    assert result_problem(raw, name) is None
+    assert raw["provenance"]["content_digest"] == record_digest(raw)
+    raw["provenance"]["wall_time_s"] += 1  # even a change outside the metrics is a changed file
+    assert re.search(r"changed after it was written", result_problem(raw, name))
