@@ -31,8 +31,28 @@ def _report_folder(checks_json: str) -> Path:
     return path.parent.parent if path.parent.name == "data" else path.parent
 
 
-def _terminated(signum, frame):
-    raise KeyboardInterrupt  # SIGTERM ends the session like Ctrl-C: pytest reports it, no record is written
+_SIGNALLED: list[int] = []  # Ctrl-C / SIGTERM received while recording: the session stops after the current check
+
+
+def _stop_after_this_check(signum, frame):
+    """The first Ctrl-C or SIGTERM stops the gate between two checks, whatever pytest is doing when it lands (running
+    a check, rendering a failure's traceback): exit code INTERRUPTED every time, never a record. A second one
+    interrupts at once."""
+    if _SIGNALLED:
+        raise KeyboardInterrupt
+    _SIGNALLED.append(signum)
+
+
+_SESSION: list = []
+
+
+def pytest_sessionstart(session):
+    _SESSION.append(session)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if _SIGNALLED and _SESSION:
+        _SESSION[0].shouldstop = "interrupted"  # pytest stops before the next check, exit code INTERRUPTED
 
 
 def pytest_configure(config):
@@ -41,7 +61,8 @@ def pytest_configure(config):
         return
     from lab.outdir import clean_leftovers, lock_out, refuse_non_file
 
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, _stop_after_this_check)
+    signal.signal(signal.SIGINT, _stop_after_this_check)
     out = _report_folder(path)
     try:
         refuse_non_file(Path(path), "the gate record")
@@ -87,6 +108,8 @@ def pytest_sessionfinish(session, exitstatus):
 
     ran = {name for name, _ in _COLLECTED}
     names = gate_names()
+    if _SIGNALLED:
+        session.exitstatus = exitstatus = pytest.ExitCode.INTERRUPTED
     complete = exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) and set(names) <= ran
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     if not complete:
@@ -99,7 +122,17 @@ def pytest_sessionfinish(session, exitstatus):
         return
     by_name = dict(_COLLECTED)
     device = resolve_device(session.config.getoption("--lab-device"))
-    write_record(Path(path), names, [by_name[n] for n in names], device, time.perf_counter() - _START)
+    try:
+        write_record(Path(path), names, [by_name[n] for n in names], device, time.perf_counter() - _START)
+    except (OSError, LabError) as exc:  # a full disk, a read-only folder: one line and exit 2, like `lab check`
+        from lab.__main__ import os_error_line, printable
+
+        message = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+        if reporter:
+            reporter.ensure_newline()
+            reporter.write_line(f"error: gate record NOT written: {printable(message)}", red=True)
+        session.exitstatus = 2
+        return
     if reporter:
         n_pass = sum(by_name[n].passed for n in names)
         reporter.ensure_newline()

@@ -28,6 +28,7 @@ if __name__ == "__main__":
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
 import errno  # noqa: E402
+import re  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import traceback  # noqa: E402
@@ -38,7 +39,7 @@ from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config, pa
 from lab.context import DEVICE_CHOICES, RunContext, resolve_device  # noqa: E402
 from lab.errors import LabError  # noqa: E402
 from lab.experiments import EXPERIMENTS, expand_names  # noqa: E402
-from lab.outdir import clean_leftovers, lock_out, refuse_non_file  # noqa: E402
+from lab.outdir import clean_leftovers, lock_out, make_temp_file, refuse_links, refuse_non_file  # noqa: E402
 
 EXIT_GATE_FAILED = 1
 EXIT_USER_ERROR = 2
@@ -187,9 +188,10 @@ def cmd_report(args) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         raise LabError(f"--out {args.out} is a file, not a report folder; pass the folder that holds data/")
+    refuse_links(args.out, ("data", "figures"))
     with _locked(args.out):
         paths = render_report(args.out, warn=_warn)
-    print("\n".join(paths["summary"]))
+    print("\n".join(printable(line) for line in paths["summary"]))
     return 0
 
 
@@ -209,13 +211,15 @@ def cmd_pdf(args) -> int:
 
 
 def _check_writable(out: Path) -> None:
-    """Fail before any work when the output folder cannot be written."""
+    """Fail before any work when the output folder cannot be written (or its data folder is a link elsewhere).
+    The probe is a new journalled temp file (lab.outdir.make_temp_file): never a path someone else made."""
     data = Path(out) / "data"
+    refuse_links(out, ("data", "figures"))
     try:
         data.mkdir(parents=True, exist_ok=True)
-        probe = data / ".write-probe"
-        probe.write_text("")
-        probe.unlink()
+        fd, probe = make_temp_file(data, ".write-probe.", ".tmp")
+        os.close(fd)
+        probe.unlink(missing_ok=True)
     except OSError as exc:
         where = f" ({exc.filename})" if exc.filename and Path(exc.filename) != Path(out) else ""
         raise LabError(f"cannot write to --out {out}{where}: {exc.strerror or exc}; {_fix_for(exc, '--out')}") from None
@@ -283,10 +287,68 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text read from a file or a path, safe for a terminal: control characters (escape sequences, line breaks)
+    shown as escapes, never interpreted."""
+    return _CONTROL.sub(lambda m: {"\n": "\\n", "\r": "\\r", "\t": " "}.get(m.group(), f"\\x{ord(m.group()):02x}"),
+                        str(text))
+
+
 def _error(message: str) -> None:
-    """The one error line: line breaks inside it (a path can hold one) are shown escaped."""
-    one_line = message.replace("\r", "\\r").replace("\n", "\\n")
-    print(f"error: {one_line}", file=sys.stderr, flush=True)
+    """The one error line: line breaks and other control characters inside it (a path can hold one) escaped."""
+    print(f"error: {printable(message)}", file=sys.stderr, flush=True)
+
+
+def _stdout_name() -> str:
+    try:
+        return os.readlink(f"/proc/self/fd/{sys.stdout.fileno()}")
+    except (OSError, ValueError, AttributeError):
+        return "standard output"
+
+
+class _Output:
+    """sys.stdout as main() sees it: a write or flush that fails (`list > /dev/full`) is one LabError naming where
+    the output goes, and nothing is written there afterwards (no second complaint at the interpreter's exit)."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def _failed(self, exc: OSError) -> LabError:
+        name = _stdout_name()
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        fix = ("free some disk space there" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "check that file")
+        return LabError(f"cannot write the output to {name}: {exc.strerror or exc}; {fix}, or redirect the output "
+                        "elsewhere")
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise self._failed(exc) from None
+
+
+def _flush_stdout() -> None:
+    """Flush our output inside main(): a full or closed output is then one error line, not an exit-time trace."""
+    sys.stdout.flush()
 
 
 def _printable_streams() -> None:
@@ -302,9 +364,13 @@ def main(argv: list[str] | None = None) -> int:
     previous_term = signal.signal(signal.SIGTERM, _on_sigterm)
     previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)  # replaces the start-up handler
     _printable_streams()
+    real_stdout = sys.stdout
+    sys.stdout = _Output(real_stdout)
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        code = COMMANDS[args.command](args)
+        _flush_stdout()
+        return code
     except LabError as exc:
         _error(str(exc))
         return EXIT_USER_ERROR
@@ -334,6 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         _error(_internal_error(exc))
         return EXIT_INTERNAL
     finally:
+        sys.stdout = real_stdout
         signal.signal(signal.SIGTERM, previous_term)
         signal.signal(signal.SIGINT, previous_int)
 

@@ -10,7 +10,6 @@ import gzip
 import hashlib
 import os
 import shutil
-import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import torch
 
 from lab import PROJECT_ROOT
 from lab.errors import LabError
-from lab.outdir import clean_temp_files, folder_lock
+from lab.outdir import clean_temp_files, folder_lock, make_temp_file
 
 RING_RADII = (1.0, 4.0)  # class 0 on the inner ring, class 1 on the outer
 RING_NOISE = 1.0  # radial noise U(-1, 1)
@@ -127,21 +126,29 @@ def _data_folder_error(path: Path, exc: OSError) -> LabError:
                     f"free disk space), or set {DATA_DIR_ENV} to a writable folder")
 
 
+def _mirror_error(mirror: Path, exc: OSError) -> LabError:
+    return LabError(f"cannot read the folder {MIRROR_ENV}={mirror} ({exc.strerror or exc}): make it readable for you "
+                    f"(or point {MIRROR_ENV} at a readable folder holding the four MNIST .gz files)")
+
+
 def _copy_from_mirror(name: str, mirror: Path, raw: Path, md5: str) -> None:
     """Extract (or copy) one file from the mirror into raw/, verify its md5, then rename it into place."""
     gz, plain = mirror / f"{name}.gz", mirror / name
-    if not gz.is_file() and not plain.is_file():
+    try:
+        has_gz, has_plain = gz.is_file(), plain.is_file()
+    except OSError as exc:  # the mirror folder cannot be searched: say so, it is not the data folder's fault
+        raise _mirror_error(mirror, exc) from None
+    if not has_gz and not has_plain:
         raise LabError(
             f"{MIRROR_ENV}={mirror} has no {name}.gz: point {MIRROR_ENV} at a folder holding the four MNIST .gz files"
         )
-    source = gz if gz.is_file() else plain
+    source = gz if has_gz else plain
     damaged = f"replace that file in {MIRROR_ENV}"
     try:
         raw.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=raw)
+        fd, tmp = make_temp_file(raw, f".{name}.", ".tmp")  # journalled: a killed copy is removed by the next
     except OSError as exc:
         raise _data_folder_error(raw, exc) from None
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as out:
             try:
@@ -164,7 +171,6 @@ def _copy_from_mirror(name: str, mirror: Path, raw: Path, md5: str) -> None:
         if got != md5:
             raise LabError(f"{source} is damaged (md5 of its content {got}, expected {md5}): {damaged}")
         try:
-            os.chmod(tmp, 0o644)  # mkstemp makes 0600; the data are not secret
             os.replace(tmp, raw / name)
         except IsADirectoryError:
             raise LabError(f"{raw / name} is a folder where the MNIST file belongs: remove it and rerun") from None
@@ -192,7 +198,13 @@ def _fetch_missing(root: Path, raw: Path, mirror: Path | str | None, checksums: 
     missing = [name for name in checksums if not (raw / name).is_file()]
     if missing and mirror is not None:
         mirror = Path(mirror).expanduser()
-        if not mirror.is_dir():
+        try:
+            is_dir = mirror.is_dir()
+            if is_dir:
+                os.listdir(mirror)  # readable (searchable alone is not enough to tell the user what is wrong)
+        except OSError as exc:
+            raise _mirror_error(mirror, exc) from None
+        if not is_dir:
             raise LabError(f"{MIRROR_ENV}={mirror} is not a folder: point it at the folder with the four MNIST .gz files")
         for name in missing:
             _copy_from_mirror(name, mirror, raw, checksums[name])
@@ -224,7 +236,10 @@ def ensure_mnist(
             raw.mkdir(parents=True, exist_ok=True)
             with folder_lock(raw.parent):  # two runs copying at once would each see the other's files half done
                 clean_temp_files(raw)  # partial copies of a killed run (none is in progress: we hold the lock)
-                _fetch_missing(root, raw, mirror, checksums)
+                try:
+                    _fetch_missing(root, raw, mirror, checksums)
+                finally:
+                    clean_temp_files(raw)  # a failed copy's temp file, and the journal itself
         except OSError as exc:
             raise _data_folder_error(raw, exc) from None
     for name, md5 in checksums.items():

@@ -13,7 +13,6 @@ import datetime as _dt
 import os
 import shutil
 import signal
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Callable
@@ -26,6 +25,7 @@ from lab.errors import LabError
 from lab.answers import answer_rows
 from lab.experiments import EXPERIMENTS
 from lab.numbering import Numbering, md_escape
+from lab.outdir import make_temp_dir
 from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
@@ -84,9 +84,9 @@ def load_gate(out: Path):
     path = checks_path(out)
     if not path.exists():
         raise LabError(f"no gate results at {path}: run the sanity checks first (make check or python -m lab check)")
-    from lab.gate import verify_record
+    from lab.gate import gate_names, verify_record
 
-    record = load_gate_record(path)
+    record = load_gate_record(path, expected=gate_names())
     verify_record(record, path)
     return record
 
@@ -211,31 +211,58 @@ def _section_view(sec: Section) -> dict[str, Any]:
 
 
 def _swap_in(staging: Path, out: Path) -> None:
-    """Move the finished rendering into place: figures folder first, then the two documents."""
-    new_figs, figs = staging / "figures", out / "figures"
-    old = None
-    if figs.exists():
-        old = Path(tempfile.mkdtemp(prefix=".old-figures-", dir=out))
-        os.replace(figs, old / "figures")
-    os.replace(new_figs, figs)
-    for name in ("report.md", "index.html"):
-        os.replace(staging / name, out / name)
-    if old is not None:
+    """Move the finished rendering into place: the figures folder, then report.md (which shows those figures), then
+    index.html (self-contained). A failure part-way puts back what was moved: old page with old figures, or new
+    with new, never a mix."""
+    old = make_temp_dir(out, ".old-figures-")
+    done: list[tuple[Path, Path]] = []  # (from, to) renames made, undone in reverse on failure
+    try:
+        for name in ("figures", "report.md", "index.html"):
+            if os.path.lexists(out / name):  # a link there is moved itself, never followed
+                os.replace(out / name, old / name)
+                done.append((out / name, old / name))
+            os.replace(staging / name, out / name)
+            done.append((staging / name, out / name))
+    except BaseException:
+        for src, dst in reversed(done):
+            with contextlib.suppress(OSError):
+                os.replace(dst, src)
+        raise
+    finally:
         shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Ctrl-C / SIGTERM wait until the swap is done: figures and documents are replaced together or not at all."""
+    """Ctrl-C / SIGTERM wait until the swap is done: figures and documents are replaced together or not at all.
+
+    The handlers are swapped for ones that only note the signal (a signal that arrived just before is handled by
+    them too: Python runs a handler at the next bytecode, looking it up then); once the swap is over the previous
+    handlers are restored and a noted signal is delivered to them.
+    """
+    caught: list[int] = []
+
+    def note(signum, frame):
+        caught.append(signum)
+
     try:
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    except (AttributeError, ValueError, OSError):  # not POSIX, or not the main thread: the swap is short anyway
+        previous = {sig: signal.signal(sig, note) for sig in (signal.SIGINT, signal.SIGTERM)}
+    except ValueError:  # not the main thread: the swap is short anyway
         yield
         return
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            handler = previous[caught[0]]
+            if callable(handler):
+                handler(caught[0], None)
+            elif handler == signal.SIG_DFL:
+                if caught[0] == signal.SIGINT:
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), caught[0])
 
 
 def render_documents(ctx: dict[str, Any]) -> tuple[str, str]:
@@ -291,7 +318,7 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
             kind = "a folder" if path.is_dir() else "a file"
             raise LabError(f"{path} is {kind} where the report's {'folder' if want_dir else 'file'} belongs; move it "
                            "away and rerun")
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
+    staging = make_temp_dir(out, ".staging-")
     try:
         ctx = build_context(out, staging)
         html, md = render_documents(ctx)

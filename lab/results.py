@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import os
 import platform
 import subprocess
@@ -170,6 +171,27 @@ _PROVENANCE_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
+# What the lab writes in the provenance fields the report prints (its header, the Reproducibility table): a value of
+# another form was not written by the lab, and is refused rather than shown (or interpreted as markup).
+_PROVENANCE_FORMS: dict[str, tuple[Any, str]] = {
+    "profile": (lambda v: v in ("quick", "full"), "a profile of this lab (quick, full)"),
+    "device": (re.compile(r"(cpu|cuda(:[0-9]{1,3})?|mps(:[0-9]{1,3})?)").fullmatch, "a device (cpu, cuda, cuda:N)"),
+    "git_commit": (re.compile(r"[0-9a-f]{7,64}").fullmatch, "a git commit hash"),
+    "torch": (re.compile(r"[0-9A-Za-z.+_-]{1,64}").fullmatch, "a torch version"),
+    "cache_key": (re.compile(r"[0-9a-f]{16}").fullmatch, "a cache key"),
+    "seed": (lambda v: 0 <= v < 2**63, "a seed"),
+    "threads": (lambda v: 0 < v < 1 << 20, "a thread count"),
+    "wall_time_s": (lambda v: math.isfinite(v) and v >= 0, "a duration in seconds"),
+}
+
+
+def _provenance_ok(key: str, value: Any) -> bool:
+    try:
+        return bool(_PROVENANCE_FORMS[key][0](value))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
 def result_shape_problem(raw: Any, experiment: str | None = None, complete: bool = False) -> str | None:
     """What is wrong with the layout of a parsed results file (None when it is a results file of this lab).
 
@@ -191,6 +213,8 @@ def result_shape_problem(raw: Any, experiment: str | None = None, complete: bool
         value = raw["provenance"].get(key)
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             return f"provenance.{key} is {value!r}"
+        if key in _PROVENANCE_FORMS and value is not None and not _provenance_ok(key, value):
+            return f"provenance.{key} is {value!r}, not {_PROVENANCE_FORMS[key][1]}"
     findings = raw.get("findings", [])
     fields = {"name", "passed", "measured", "expected", "detail", "scope"}
     if not isinstance(findings, list) or not all(
@@ -222,7 +246,22 @@ def load_result(path: Path, experiment: str | None = None, fix: str = RERUN, com
     if problem:
         raise LabError(f"{path}: {problem}; {fix}")
     known = {"experiment", "config", "metrics", "provenance", "findings", "schema"}
-    return ExperimentResult(**{k: v for k, v in raw.items() if k in known})
+    return ExperimentResult(**{k: (v if k == "config" else as_text(v)) for k, v in raw.items() if k in known})
+
+
+_WORD_JOINER = "\u2060"  # invisible: "[[" from a file still reads "[[", but no longer forms a reference token
+
+
+def as_text(obj: Any) -> Any:
+    """Strings read from a file are text, never markup of the report: a "[[fig:...]]" inside a label must not be
+    taken for a reference (lab.numbering.TOKEN), so its "[[" is split by an invisible word joiner. Keys too."""
+    if isinstance(obj, str):
+        return obj.replace("[[", "[" + _WORD_JOINER + "[") if "[[" in obj else obj
+    if isinstance(obj, dict):
+        return {as_text(k): as_text(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [as_text(v) for v in obj]
+    return obj
 
 
 def git_state() -> dict[str, Any]:
@@ -287,14 +326,16 @@ class GateRecord:
 def save_checks(checks: list[CheckResult], path: Path, entries: list[str] | None = None, **prov: Any) -> None:
     """The gate's outcome, for the report's checklist (only ever called for a complete gate run)."""
     entries = entries if entries is not None else [c.name for c in checks]
-    save_json({"schema": SCHEMA_VERSION, "checks": [c.to_dict() for c in checks], "entries": entries,
-               "provenance": prov}, path)
+    save_json(_sealed({"schema": SCHEMA_VERSION, "checks": [c.to_dict() for c in checks], "entries": entries,
+                       "provenance": prov}), path)
 
 
-def load_gate_record(path: Path) -> GateRecord:
-    """Load and validate a gate record; anything else (an older layout, damage, wrong shapes) is a LabError."""
-    raw = load_json(path)
+def load_gate_record(path: Path, expected: list[str] | None = None) -> GateRecord:
+    """Load and validate a gate record; anything else (an older layout, damage, wrong shapes, a change after it
+    was written) is a LabError. With ``expected`` (lab.gate.gate_names()), each entry must be one of the current
+    gate's and appear once (a missing one is lab.gate.verify_record's to report)."""
     fix = "rerun the gate (make check)"
+    raw = load_json(path, fix=fix)
     if not isinstance(raw, dict) or raw.get("schema") != SCHEMA_VERSION or not isinstance(raw.get("checks"), list):
         raise LabError(f"{path}: not a checks file of this version; {fix}")
     fields = {"name", "passed", "measured", "expected", "detail", "scope"}
@@ -309,7 +350,22 @@ def load_gate_record(path: Path) -> GateRecord:
     prov = raw.get("provenance")
     if not isinstance(prov, dict):
         raise LabError(f"{path}: malformed checks file (no provenance); {fix}")
-    return GateRecord([CheckResult(**c) for c in checks], entries, prov)
+    from lab.schema import _non_finite, field_path
+
+    problem = _non_finite(raw, ()) or digest_problem(raw)
+    if problem is None and expected is not None:
+        current, seen = set(expected), set()
+        for i, entry in enumerate(entries):
+            if entry not in current:
+                problem = f"{field_path(('entries', i))} is {entry!r}, not an entry of the current gate"
+            elif entry in seen:
+                problem = f"{field_path(('entries', i))} repeats {entry!r}: each gate entry is recorded once"
+            seen.add(entry)
+            if problem:
+                break
+    if problem:
+        raise LabError(f"{path}: {problem}; {fix}")
+    return GateRecord([CheckResult(**as_text(c)) for c in checks], entries, prov)
 
 
 def load_checks(path: Path) -> list[CheckResult]:

@@ -141,9 +141,9 @@ def _data_env(kind: str):
         elif kind == "dir-for-file":
             (root / "MNIST" / "raw" / "train-images-idx3-ubyte").mkdir(parents=True)
         elif kind == "unwritable":  # as root, chmod cannot make a folder unwritable: the OS refusal is simulated
-            def denied(*args, dir=None, **kwargs):
-                raise PermissionError(errno.EACCES, "Permission denied", str(dir))
-            monkeypatch.setattr("lab.data.tempfile.mkstemp", denied)
+            def denied(folder, *args, **kwargs):
+                raise PermissionError(errno.EACCES, "Permission denied", str(folder))
+            monkeypatch.setattr("lab.data.make_temp_file", denied)
             mirror = tmp_path / "mirror"  # the files only need to exist: the copy fails before reading them
             mirror.mkdir()
             for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
@@ -173,7 +173,7 @@ def _read_only_out(out, tmp_path, monkeypatch) -> None:
 def _staging_denied(out, tmp_path, monkeypatch) -> None:
     def denied(*args, dir=None, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied", str(dir))
-    monkeypatch.setattr("lab.report.tempfile.mkdtemp", denied)
+    monkeypatch.setattr("lab.report.make_temp_dir", lambda folder, prefix: denied(dir=folder))
 
 
 def _fifo(out, tmp_path, monkeypatch) -> None:
