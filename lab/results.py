@@ -138,7 +138,8 @@ def record_digest(raw: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _sealed(raw: dict[str, Any]) -> dict[str, Any]:
+def seal_record(raw: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a record (results file or gate record) with its digest stamped, as the lab saves it."""
     raw = to_jsonable(raw)
     raw["provenance"] = {k: v for k, v in (raw.get("provenance") or {}).items() if k != DIGEST_FIELD}
     raw["provenance"][DIGEST_FIELD] = record_digest(raw)
@@ -159,7 +160,7 @@ def digest_problem(raw: dict[str, Any]) -> str | None:
 
 def save_result(result: ExperimentResult, path: Path) -> None:
     """Save with a digest of the whole record (provenance.content_digest), checked on every load."""
-    save_json(_sealed(asdict(result)), path)
+    save_json(seal_record(asdict(result)), path)
 
 
 RERUN = "rerun that experiment to replace it"
@@ -311,6 +312,11 @@ __all__ = [
     "save_json",
     "save_result",
     "to_jsonable",
+    "record_digest",
+    "result_problem",
+    "seal_record",
+    "digest_problem",
+    "as_text",
 ]
 
 
@@ -326,7 +332,7 @@ class GateRecord:
 def save_checks(checks: list[CheckResult], path: Path, entries: list[str] | None = None, **prov: Any) -> None:
     """The gate's outcome, for the report's checklist (only ever called for a complete gate run)."""
     entries = entries if entries is not None else [c.name for c in checks]
-    save_json(_sealed({"schema": SCHEMA_VERSION, "checks": [c.to_dict() for c in checks], "entries": entries,
+    save_json(seal_record({"schema": SCHEMA_VERSION, "checks": [c.to_dict() for c in checks], "entries": entries,
                        "provenance": prov}), path)
 
 

@@ -73,12 +73,19 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj))
 
 
-def _edit(name: str, fn):
-    """Setup: rewrite OUT/data/<name> through fn(dict) -> object."""
+def _edit(name: str, fn, sealed: bool = False):
+    """Setup: rewrite OUT/data/<name> through fn(dict) -> object (``sealed``: with the digest the lab would stamp,
+    as if the lab had written it so: the check under test is then not the digest)."""
     def setup(out: Path, tmp_path: Path, monkeypatch) -> None:
         path = out / "data" / name
-        _write_json(path, fn(_json(path)))
+        _write_json(path, _seal(fn(_json(path))) if sealed else fn(_json(path)))
     return setup
+
+
+def _seal(raw):
+    from lab.results import seal_record
+
+    return seal_record(raw) if isinstance(raw, dict) else raw
 
 
 def _replace(name: str, data: bytes | None):
@@ -201,7 +208,7 @@ def _overridden_unrenderable(out, tmp_path, monkeypatch) -> None:
     raw["config"]["n_nets"] = 1
     raw["config"]["seed"] = 7
     raw["metrics"].pop("inits")
-    _write_json(path, raw)
+    _write_json(path, _seal(raw))
 
 
 def _hand_made_partial(out, tmp_path, monkeypatch) -> None:
@@ -209,14 +216,14 @@ def _hand_made_partial(out, tmp_path, monkeypatch) -> None:
     raw = _json(path)
     keep = len(raw["checks"]) // 2
     raw["checks"], raw["entries"] = raw["checks"][:keep], raw["entries"][:keep]
-    _write_json(path, raw)
+    _write_json(path, _seal(raw))
 
 
 def _failed_check(out, tmp_path, monkeypatch) -> None:
     path = out / "data" / "checks.json"
     raw = _json(path)
     raw["checks"][3]["passed"] = False
-    _write_json(path, raw)
+    _write_json(path, _seal(raw))
 
 
 def _bench(obj):
@@ -295,17 +302,17 @@ CASES = [
     ("results-bad-findings", _edit("deep_init.json", _set("findings", [1])), ["report"], r"'findings' is not a list"),
     ("results-other-experiment", _edit("deep_init.json", _set("experiment", "dropout")), ["report"],
      r"holds experiment 'dropout', not 'deep_init'"),
-    ("results-wrong-metric-type", _edit("shallow_init.json", _set("metrics.sweep", "x")), ["report"],
-     r"cannot render section 'shallow_init'.*rerun it with the same settings: python -m lab run shallow_init "
-     r"--profile quick .*--force$"),
-    ("results-no-inits", _edit("deep_init.json", _set("metrics.inits", {})), ["report"],
-     r"cannot render section 'deep_init' from its results \(StopIteration"),
+    ("results-wrong-metric-type", _edit("shallow_init.json", _set("metrics.sweep", "x"), sealed=True), ["report"],
+     r"shallow_init\.json: metrics\.sweep is 'x', not a list; rerun it with the same settings: python -m lab run "
+     r"shallow_init --profile quick .*--force$"),
+    ("results-no-inits", _edit("deep_init.json", _set("metrics.inits", {}), sealed=True), ["report"],
+     r"deep_init\.json: metrics\.inits holds 0 entries"),
     ("results-unrenderable-keeps-overrides", _overridden_unrenderable, ["report"],
-     r"cannot render section 'deep_init'.*--seed 7 .*--set n_nets=1 --force"),
+     r"metrics\.inits is missing;.*--seed 7 .*--set n_nets=1 --force"),
     # --- gate record: only a complete, passing record of this code renders (serious case 1)
     ("checks-hand-made-partial", _hand_made_partial, ["report"], r"holds \d+ of the \d+ checks of the current gate"),
     ("checks-failed", _failed_check, ["report"], r"gate failed, no report rendered"),
-    ("checks-other-code", _edit("checks.json", _set("provenance.gate_code", "0" * 16)), ["report"],
+    ("checks-other-code", _edit("checks.json", _set("provenance.gate_code", "0" * 16), sealed=True), ["report"],
      r"recorded for other code"),
     ("checks-not-utf8", _replace("checks.json", b"\xff\xfe"), ["report"], r"checks\.json: not UTF-8 text"),
     ("checks-a-folder", _replace("checks.json", None), ["report"], r"checks\.json: is a folder"),
@@ -501,7 +508,7 @@ def test_partial_gate_run_leaves_the_record_and_report_refuses_a_partial_one(out
     raw = _json(out / "data" / "checks.json")
     keep = [i for i, e in enumerate(raw["entries"]) if e.startswith("deep_init")]
     raw["checks"], raw["entries"] = [raw["checks"][i] for i in keep], [raw["entries"][i] for i in keep]
-    _write_json(out / "data" / "checks.json", raw)
+    _write_json(out / "data" / "checks.json", _seal(raw))
     before = snapshot(out)
     line = one_error_line(main(["report", "--out", str(out)]), capsys.readouterr().err)
     assert f"holds {len(keep)} of the" in line and "partial gate" in line
@@ -555,24 +562,35 @@ def test_signal_while_rendering_keeps_the_previous_report_and_leftovers_are_clea
 # leftovers, warnings, the cache key, the internal-error path, unencodable paths
 
 def test_leftovers_of_killed_runs_are_removed_but_not_foreign_files(out, capsys):
-    (out / ".staging-abc_1234").mkdir()
-    (out / ".staging-abc_1234" / "index.html").write_text("half")
-    (out / ".old-figures-zz9_0000").mkdir()
-    (out / "data" / ".deep_init.json.k3j_9x2a.tmp").write_text("half a result")
-    (out / ".report.pdf.ab12cd34.tmp").write_bytes(b"%PDF")
-    (out / "data" / ".bench.json.tmp").write_text("make bench writes this itself")
+    """Only names the lab journalled before making them are its leftovers; look-alikes are someone else's."""
+    from lab.outdir import make_temp_dir, make_temp_file
+
+    ours = [make_temp_dir(out, ".staging-"), make_temp_dir(out, ".old-figures-")]
+    for folder, prefix in ((out / "data", ".deep_init.json."), (out, ".report.pdf.")):
+        fd, path = make_temp_file(folder, prefix, ".tmp")
+        os.write(fd, b"half")
+        os.close(fd)
+        ours.append(path)
+    (ours[0] / "index.html").write_text("half")
+    foreign = [out / ".staging-abc_1234", out / ".old-figures-zz9_0000", out / "data" / ".deep_init.json.k3j_9x2a.tmp",
+               out / ".report.pdf.ab12cd34.tmp", out / "data" / ".bench.json.tmp"]
+    foreign[0].mkdir()
+    (foreign[0] / "index.html").write_text("a user's file")
+    foreign[1].mkdir()
+    for path in foreign[2:]:
+        path.write_text("a user's file named like a temp file")
     assert main(["report", "--out", str(out)]) == 0
     capsys.readouterr()
-    assert not list(out.glob(".staging-*")) and not list(out.glob(".old-figures-*"))
-    assert not (out / "data" / ".deep_init.json.k3j_9x2a.tmp").exists() and not (out / ".report.pdf.ab12cd34.tmp").exists()
-    assert (out / "data" / ".bench.json.tmp").exists()
+    assert not [p for p in ours if os.path.lexists(p)]
+    assert all(p.exists() for p in foreign) and (foreign[0] / "index.html").read_text() == "a user's file"
+    assert not (out / ".lab-temp").exists() and not (out / "data" / ".lab-temp").exists()
 
 
 def test_result_from_other_code_is_rendered_with_a_warning(out, capsys):
     path = out / "data" / "deep_init.json"
     raw = _json(path)
     raw["provenance"]["cache_key"] = "0123456789abcdef"
-    _write_json(path, raw)
+    _write_json(path, _seal(raw))  # written by other code: a consistent file, only its key differs
     assert main(["report", "--out", str(out)]) == 0
     err = capsys.readouterr().err
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lab.experiments import EXPERIMENTS
-from lab.results import _sealed, record_digest, result_problem
+from lab.results import seal_record, record_digest, result_problem
 from lab.schema import field_path
 
 pytestmark = pytest.mark.slow
@@ -93,7 +93,7 @@ def _delete(raw: dict, path: tuple) -> dict:
     for key in path[:-1]:
         node = node[key]
     del node[path[-1]]
-    return _sealed(damaged)  # re-sealed: the schema, not the digest, must catch it
+    return seal_record(damaged)  # re-sealed: the schema, not the digest, must catch it
 
 
 @pytest.mark.parametrize("name", list(EXPERIMENTS))
