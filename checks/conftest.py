@@ -59,13 +59,15 @@ def pytest_configure(config):
     path = config.getoption("--checks-json")
     if not path:
         return
-    from lab.outdir import clean_leftovers, lock_out, refuse_non_file
+    from lab.outdir import clean_leftovers, lock_out, refuse_links, refuse_non_file
 
     signal.signal(signal.SIGTERM, _stop_after_this_check)
     signal.signal(signal.SIGINT, _stop_after_this_check)
     out = _report_folder(path)
     try:
         refuse_non_file(Path(path), "the gate record")
+        if Path(path).parent.name == "data":
+            refuse_links(out, ("data",))  # the record goes into OUT/data, never into a folder a link points at
         _HELD.enter_context(lock_out(out))
         clean_leftovers(out)
     except (LabError, OSError) as exc:
