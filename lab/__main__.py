@@ -151,7 +151,7 @@ def cmd_run(args) -> int:
 
 
 def _note(message: str) -> None:
-    print(f"note: {message}", file=sys.stderr, flush=True)
+    print(f"note: {printable(message)}", file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -196,7 +196,7 @@ def cmd_report(args) -> int:
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr, flush=True)
+    print(f"warning: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def cmd_pdf(args) -> int:

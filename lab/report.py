@@ -25,7 +25,7 @@ from lab.errors import LabError
 from lab.answers import answer_rows
 from lab.experiments import EXPERIMENTS
 from lab.numbering import Numbering, md_escape
-from lab.outdir import make_temp_dir
+from lab.outdir import clean_temp_files, make_temp_dir
 from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
@@ -324,6 +324,7 @@ def render_report(out: Path, warn: Callable[[str], None] | None = None) -> dict[
         html, md = render_documents(ctx)
         atomic_write_text(staging / "index.html", html)
         atomic_write_text(staging / "report.md", md)
+        clean_temp_files(staging / "figures")  # its journal of temp names: every one is renamed, none goes public
         with _signals_deferred():
             _swap_in(staging, out)
         for message in ctx["warnings"] if warn else ():

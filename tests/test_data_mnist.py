@@ -93,11 +93,18 @@ def test_truncated_gz_in_mirror_is_an_error_and_leaves_nothing_behind(fake_mnist
 
 
 def test_partial_copies_of_a_killed_run_are_removed_by_the_next_copy(fake_mnist):
+    from lab.outdir import make_temp_file
+
     raw = fake_mnist["root"] / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    (raw / ".train-images-idx3-ubyte.k3j_9x2a.tmp").write_bytes(b"half a copy")  # mkstemp's name, as a kill left it
+    fd, partial = make_temp_file(raw, ".train-images-idx3-ubyte.", ".tmp")  # journalled, as a killed copy left it
+    os.write(fd, b"half a copy")
+    os.close(fd)
+    look_alike = raw / ".train-images-idx3-ubyte.k3j_9x2a.tmp"  # named like one, never journalled: not the lab's
+    look_alike.write_bytes(b"someone else's file")
     D.ensure_mnist(fake_mnist["root"], mirror=fake_mnist["mirror"], checksums=fake_mnist["checksums"])
-    assert sorted(p.name for p in raw.iterdir()) == sorted(fake_mnist["checksums"])
+    assert sorted(p.name for p in raw.iterdir()) == sorted([*fake_mnist["checksums"], look_alike.name])
+    assert not partial.exists() and look_alike.read_bytes() == b"someone else's file"
 
 
 def test_folder_in_place_of_an_mnist_file_names_it(fake_mnist):

@@ -222,6 +222,7 @@ def test_a_journalled_leftover_that_became_a_link_is_removed_itself(out, outside
     folder.symlink_to(outside / "folder")
     assert main(["report", "--out", str(out)]) == 0, capsys.readouterr().err
     assert not os.path.lexists(leftover) and not os.path.lexists(folder)
+    assert not [p for p in out.rglob(JOURNAL_NAME)]  # no journal is left once the command is over
     assert (outside / "victim").read_bytes() == VICTIM and (outside / "folder" / "inside").read_bytes() == VICTIM
 
 
