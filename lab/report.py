@@ -26,7 +26,7 @@ from lab.answers import answer_rows
 from lab.experiments import EXPERIMENTS
 from lab.numbering import Numbering, md_escape
 from lab.outdir import clean_temp_files, make_temp_dir
-from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
+from lab.results import ExperimentResult, as_text, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
 
@@ -98,7 +98,7 @@ def gather(out: Path) -> tuple[dict[str, ExperimentResult], dict[str, Any] | Non
         if path.exists() or path.is_symlink():
             results[name] = load_result(path, name, fix=rerun_hint(name, path, out), complete=True)
     bench = Path(out) / "data" / "bench.json"
-    return results, (load_json(bench, fix=BENCH_FIX) if bench.exists() else None)
+    return results, (as_text(load_json(bench, fix=BENCH_FIX)) if bench.exists() else None)
 
 
 BENCH_FIX = "delete it or rerun make bench"
