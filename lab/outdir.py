@@ -93,8 +93,8 @@ def _journal_names(folder: Path) -> list[str]:
         return []  # none, a link, unreadable: nothing we can prove is ours
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > _JOURNAL_LIMIT:
-            return []
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1 or st.st_size > _JOURNAL_LIMIT:
+            return []  # not a journal this lab wrote: nothing in it is proof of anything
         text = os.read(fd, _JOURNAL_LIMIT).decode("utf-8", "replace")
     except OSError:
         return []
