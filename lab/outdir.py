@@ -105,7 +105,9 @@ def clean_leftovers(out: Path) -> list[Path]:
         if path.name.startswith(_TMP_DIRS) and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
-    for folder in (out, out / "data"):
+    weights = out / "data" / "weights"  # per-experiment folders of saved weights (lab.runner.save_artifacts)
+    parts = sorted(p for p in weights.iterdir() if p.is_dir() and not p.is_symlink()) if weights.is_dir() else []
+    for folder in (out, out / "data", *parts):
         removed += clean_temp_files(folder)
     return removed
 
