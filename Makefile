@@ -11,7 +11,7 @@ DEVICE  ?= auto
 OUT     ?= report
 ARGS    ?=
 
-.PHONY: help venv check run report pdf test bench clean distclean
+.PHONY: help venv check run audit report pdf test bench clean distclean
 
 help: ## list the targets (this text)
 	@awk 'BEGIN {FS = ":.*## "; printf "usage: make TARGET [PROFILE=quick|full] [DEVICE=auto|cpu|cuda] [OUT=report]\n\n"} \
@@ -30,7 +30,12 @@ check: $(STAMP) ## run the Karpathy-recipe gate (pytest checks) and record it in
 run: check ## gate, then run every experiment at PROFILE (cached: only stale ones rerun)
 	$(PY) -m lab run all --profile $(PROFILE) --device $(DEVICE) --out $(OUT) $(ARGS)
 
-report: run ## gate, run, and render OUT/index.html + OUT/report.md (PROFILE=quick for a ~1 min smoke run)
+# The audit recomputes a sample of every table's numbers with independent code (checks/audit) before rendering.
+audit: $(STAMP) ## recompute the saved results' numbers with independent code; record OUT/data/audit.json
+	$(PY) -m lab audit --device "$(DEVICE)" --out "$(OUT)"
+
+report: run ## gate, run, audit, and render OUT/index.html + OUT/report.md (PROFILE=quick for a ~1 min smoke run)
+	$(PY) -m lab audit --device "$(DEVICE)" --out "$(OUT)"
 	$(PY) -m lab report --out $(OUT)
 
 # Prints what `make report` left; it never reruns experiments. `make report pdf` does both.

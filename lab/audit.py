@@ -77,8 +77,13 @@ def verified_record(out: Path, device: torch.device | str = "cpu", note: Callabl
             note(f"auditing the results first ({why})")
         record = audit_out(out, device, note)
     if not record.ok:
-        raise AuditFailed([audit.failure_line(r) for r in record.failures])
+        raise AuditFailed(failure_lines(record))
     return record
 
 
-__all__ = ["AuditFailed", "audit_out", "reported_numbers", "verified_record"]
+def failure_lines(record) -> list[str]:
+    """One line per number the audit could not reproduce (table, row, reported and recomputed value)."""
+    return [_audit_package().failure_line(r) for r in record.failures]
+
+
+__all__ = ["AuditFailed", "audit_out", "failure_lines", "reported_numbers", "verified_record"]
