@@ -271,3 +271,10 @@ def test_planted_bug_is_stopped_by_the_audit(bug, monkeypatch, tmp_path, real_mn
     text = _failures(record)
     assert not record.ok, f"{bug.id}: the audit passed"
     assert bug.hint in text, f"{bug.id}: no failure line points at it:\n{text[:2000]}"
+
+
+def test_make_report_audits_between_run_and_render():
+    lines = subprocess.run(["make", "--no-print-directory", "-n", "-W", "pyproject.toml", "report", "PROFILE=quick",
+                            "OUT=/tmp/lab-make-n"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+                           timeout=60).stdout
+    assert lines.index("lab run all") < lines.index("lab audit") < lines.index("lab report")
