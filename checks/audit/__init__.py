@@ -51,6 +51,7 @@ import hashlib
 import importlib
 import inspect
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -213,8 +214,19 @@ def record_path(out: Path) -> Path:
     return Path(out) / "data" / RECORD_NAME
 
 
+def _plain(value: Any) -> Any:
+    """JSON types only: a non-finite float (a diverged arm's number) is written as its name, "nan" or "inf"."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
 def record_to_json(record: AuditRecord) -> str:
-    return json.dumps(asdict(record), indent=1, allow_nan=False, default=float) + "\n"
+    return json.dumps(_plain(asdict(record)), indent=1, allow_nan=False) + "\n"
 
 
 def load_record(path: Path) -> AuditRecord | None:

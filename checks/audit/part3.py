@@ -157,6 +157,9 @@ def _row(table: str, row: str, quantity: str, reported: Any, recomputed: Any, to
 
 def _num_row(table: str, row: str, quantity: str, reported, recomputed: float, *, rtol: float = 0.0,
              atol: float = 0.0) -> dict:
+    if not math.isfinite(recomputed):  # a diverged arm: the run saved null (JSON has no NaN) or the same non-number
+        return _row(table, row, quantity, reported, str(recomputed), "both not finite",
+                    reported is None or not math.isfinite(float(reported)))
     tol = atol + rtol * abs(recomputed)
     ok = reported is not None and math.isfinite(float(reported)) and abs(float(reported) - recomputed) <= tol
     return _row(table, row, quantity, reported, recomputed, tol, ok)
