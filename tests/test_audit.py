@@ -184,6 +184,22 @@ def test_changed_weights_make_the_cached_result_stale(copy):
     assert "seed10_no_dropout.pt is missing" in artifacts_problem(result, copy / "data")
 
 
+def test_a_cached_result_whose_weights_changed_reruns(copy):
+    ctx = RunContext(device=CPU, profile="quick", quiet=True)
+    _, cached = run_experiment("dropout", ctx=ctx, out=copy, overrides=TINY)
+    assert cached
+    (copy / "data" / "weights" / "dropout" / "seed0_no_dropout.pt").unlink()
+    notes = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        _, cached = run_experiment("dropout", ctx=ctx, out=copy, overrides=TINY, note=notes.append)
+    finally:
+        torch.set_num_threads(threads)
+    assert not cached and any("seed0_no_dropout.pt is missing" in n for n in notes), notes
+    assert (copy / "data" / "weights" / "dropout" / "seed0_no_dropout.pt").is_file()
+
+
 # ------------------------------------------------------------------------------------------------ independence
 def test_audit_imports_nothing_it_audits():
     files = sorted((PROJECT_ROOT / "checks" / "audit").glob("*.py"))
