@@ -15,7 +15,7 @@ ARGS    ?=
 # with a space, a quote or a $ stays one argument. ARGS alone is split into words on purpose (extra pytest flags).
 export PYTHON VENV PY PROFILE DEVICE OUT
 
-.PHONY: help venv validate check run report pdf test bench clean distclean
+.PHONY: help venv validate check run audit report pdf test bench clean distclean
 
 help: ## list the targets (this text)
 	@awk 'BEGIN {FS = ":.*## "; printf "usage: make TARGET [PROFILE=quick|full] [DEVICE=auto|cpu|cuda] [OUT=report]\n\n"} \
@@ -30,7 +30,7 @@ venv: $(STAMP) ## create .venv and install the project with its dev extras
 
 # Before any work (the gate takes seconds): a typo in PROFILE or DEVICE, or an empty OUT, is one line and exit 2,
 # checked when make reads this file, for every target that uses them.
-ifneq ($(filter check run report pdf bench clean distclean validate,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
+ifneq ($(filter check run audit report pdf bench clean distclean validate,$(or $(MAKECMDGOALS),$(.DEFAULT_GOAL))),)
 ifneq ($(words $(PROFILE))$(filter-out quick full,$(PROFILE)),1)
 $(error error: PROFILE=$(PROFILE) is not a profile (choose from: quick, full))
 endif
@@ -51,7 +51,12 @@ check: validate $(STAMP) ## run the Karpathy-recipe gate (pytest checks) and rec
 run: check ## gate, then run every experiment at PROFILE (cached: only stale ones rerun)
 	"$$PY" -m lab run all --profile "$$PROFILE" --device "$$DEVICE" --out "$$OUT" $(ARGS)
 
-report: run ## gate, run, and render OUT/index.html + OUT/report.md (PROFILE=quick for a ~1 min smoke run)
+# The audit recomputes a sample of every table's numbers with independent code (checks/audit) before rendering.
+audit: validate $(STAMP) ## recompute the saved results' numbers with independent code; record OUT/data/audit.json
+	"$$PY" -m lab audit --device "$$DEVICE" --out "$$OUT"
+
+report: run ## gate, run, audit, and render OUT/index.html + OUT/report.md (PROFILE=quick for a ~1 min smoke run)
+	"$$PY" -m lab audit --device "$$DEVICE" --out "$$OUT"
 	"$$PY" -m lab report --out "$$OUT"
 
 # Prints what `make report` left; it never reruns experiments. `make report pdf` does both.

@@ -1,4 +1,4 @@
-"""Command line: python -m lab {list,run,check,report,pdf} [--profile quick|full] [--device] [--seed] [--out].
+"""Command line: python -m lab {list,run,check,audit,report,pdf} [--profile quick|full] [--device] [--seed] [--out].
 
     python -m lab run deep_init --profile quick && python -m lab report
 
@@ -70,7 +70,7 @@ def _out_folder(text: str) -> Path:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m lab", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,check,report,pdf}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,check,audit,report,pdf}")
 
     sub.add_parser("list", help="list experiments and their settings (with the profile's values)").add_argument(
         "--profile", default="full", help="show the values of this profile [default: full]")
@@ -87,6 +87,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="run the Karpathy-recipe gate and record it for the report")
     _common(check, profile=False)
+
+    audit = sub.add_parser("audit", help="recompute the results' numbers with independent code (checks/audit); "
+                                        "record OUT/data/audit.json")
+    _common(audit, profile=False)
 
     report = sub.add_parser("report", help="render OUT/index.html and OUT/report.md from saved results")
     report.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
@@ -183,6 +187,21 @@ def cmd_check(args) -> int:
     return EXIT_GATE_FAILED if failed else 0
 
 
+def cmd_audit(args) -> int:
+    from lab.audit import audit_out, failure_lines
+
+    device = resolve_device(args.device)
+    if not (Path(args.out) / "data").is_dir():
+        raise LabError(f"no experiment results in {Path(args.out) / 'data'}: run python -m lab run all first")
+    _check_writable(args.out)
+    with _locked(args.out):
+        record = audit_out(args.out, device, note=_note)
+    for line in failure_lines(record):
+        print(line, file=sys.stderr)
+    print(f"{record.summary()} in {record.wall_s:.1f} s -> {Path(args.out) / 'data' / 'audit.json'}")
+    return EXIT_GATE_FAILED if record.failures else 0
+
+
 def cmd_report(args) -> int:
     from lab.report import render_report
 
@@ -276,7 +295,8 @@ def _internal_error(exc: BaseException) -> str:
             f"{DEBUG_ENV}=1 shows it here")
 
 
-COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "report": cmd_report, "pdf": cmd_pdf}
+COMMANDS = {"list": cmd_list, "run": cmd_run, "check": cmd_check, "audit": cmd_audit, "report": cmd_report,
+            "pdf": cmd_pdf}
 
 
 class Terminated(BaseException):
@@ -372,6 +392,13 @@ def main(argv: list[str] | None = None) -> int:
         _flush_stdout()
         return code
     except LabError as exc:
+        from lab.audit import AuditFailed
+
+        if isinstance(exc, AuditFailed):  # numbers the audit could not reproduce: like a failed gate
+            for line in exc.lines:
+                print(line, file=sys.stderr, flush=True)
+            print("error: audit failed, no report rendered (python -m lab audit reruns it)", file=sys.stderr)
+            return EXIT_GATE_FAILED
         _error(str(exc))
         return EXIT_USER_ERROR
     except (KeyboardInterrupt, Terminated) as exc:

@@ -174,7 +174,16 @@ def clean_temp_files(folder: Path) -> list[Path]:
 def clean_leftovers(out: Path) -> list[Path]:
     """Remove journalled temp files and staging folders that killed runs left in OUT and OUT/data (hold the lock)."""
     out = Path(out)
-    return clean_temp_files(out) + clean_temp_files(out / "data")
+    removed = clean_temp_files(out) + clean_temp_files(out / "data")
+    weights = out / "data" / "weights"  # per-experiment folders of saved weights (lab.runner.save_artifacts)
+    try:
+        parts = sorted(p for p in weights.iterdir() if p.is_dir() and not p.is_symlink()) \
+            if weights.is_dir() and not weights.is_symlink() else []
+    except OSError:
+        parts = []
+    for folder in parts:
+        removed += clean_temp_files(folder)
+    return removed
 
 
 # --- the lock ------------------------------------------------------------------------------------------------

@@ -160,8 +160,13 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
     gate_s = _number(gate.provenance.get("wall_time_s"))
     passed = sum(c.passed for c in checks)
     outside_findings = [f for f in findings if not f.get("passed")]
+    # After every file was read and every section built (their errors name the file): the audit's record, rerun
+    # when missing or stale; numbers it could not reproduce raise AuditFailed and nothing is rendered.
+    from lab.audit import verified_record
+
+    audit = verified_record(out, "cpu")
     gate_line = (f"{passed} of {len(checks)} gate checks passed{f' in {gate_s:.0f} s' if gate_s is not None else ''}; "
-                 f"{len(findings)} findings, {len(outside_findings)} outside their band")
+                 f"{len(findings)} findings, {len(outside_findings)} outside their band; {audit.summary()}")
     outside = [[c.name, "gate (FAILED)", c.measured, c.expected] for c in checks if not c.passed]
     outside += [[f["name"], f"finding ({f['source']})", f["measured"], f["expected"]] for f in outside_findings]
     appendix_tables = [t for sec in sections for t in sec.tables if t.appendix]

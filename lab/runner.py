@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import shlex
@@ -21,7 +22,7 @@ from lab.config import CONFIG_CLASSES, PROFILES, config_to_dict, make_config
 from lab.context import RunContext
 from lab.errors import LabError
 from lab.experiments import get_experiment
-from lab.results import ExperimentResult, digest_problem, load_result, provenance, save_result, to_jsonable
+from lab.results import ExperimentResult, atomic_write_bytes, digest_problem, load_result, provenance, save_result, to_jsonable
 
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
@@ -150,7 +151,64 @@ def cached_result(path: Path, key: str, note: Callable[[str], None] | None = Non
             if note:
                 note(f"moved {path} (not a results file) to {aside}")
         return None
-    return result if result.provenance.get("cache_key") == key else None
+    if result.provenance.get("cache_key") != key:
+        return None
+    problem = artifacts_problem(result, path.parent)
+    if problem:
+        if note:
+            note(f"stale: {path}: {problem}")
+        return None
+    return result
+
+
+def save_artifacts(artifacts: Mapping[str, Any], data_dir: Path) -> dict[str, str]:
+    """torch.save each artifact atomically under data_dir; returns {relative path: sha256 of the file}."""
+    hashes = {}
+    for rel, obj in artifacts.items():
+        _refuse_linked_folders(Path(data_dir), Path(rel).parent)
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        blob = buf.getvalue()
+        atomic_write_bytes(Path(data_dir) / rel, blob)
+        hashes[rel] = hashlib.sha256(blob).hexdigest()
+    return hashes
+
+
+def _refuse_linked_folders(base: Path, rel_folder: Path) -> None:
+    """The folders under OUT/data that hold weights must be the lab's own: never write through a planted link."""
+    folder = base
+    for part in rel_folder.parts:
+        if part in ("..", "/") or not part:
+            raise LabError(f"artefact folder {rel_folder} leaves {base}")
+        folder = folder / part
+        if folder.is_symlink():
+            raise LabError(f"{folder} is a symbolic link where the lab writes its own file; the lab never writes "
+                           "through a link it did not make: remove the link (or use another --out) and rerun")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def artifacts_problem(result: ExperimentResult, data_dir: Path) -> str | None:
+    """Why the files a result recorded beside it (weights) no longer are what it wrote; None when they are."""
+    recorded = result.provenance.get("artifacts") or {}
+    if not isinstance(recorded, dict):
+        return "its list of saved artefacts is damaged"
+    for rel, sha in recorded.items():
+        file = Path(data_dir) / rel
+        if not file.is_file():
+            return f"{file} is missing"
+        try:
+            if file_sha256(file) != sha:
+                return f"{file} was changed after the run wrote it (sha256 differs)"
+        except OSError as exc:
+            return f"{file} cannot be read ({exc.strerror or exc})"
+    return None
 
 
 def _free_name(path: Path) -> Path:
@@ -192,6 +250,8 @@ def run_experiment(
         outcome = module.run(cfg, ctx)
         wall = time.perf_counter() - start
     metrics, findings = to_jsonable(outcome.metrics), [f.to_dict() for f in outcome.findings]
+    # weights and other artefacts first: a results file never names files that are not there yet
+    artifacts = save_artifacts(outcome.artifacts, path.parent)
     result = ExperimentResult(
         experiment=name,
         config=cfg_dict,
@@ -200,11 +260,12 @@ def run_experiment(
         provenance=provenance(
             seed=cfg.seed, profile=ctx.profile, device=str(ctx.device), wall_time_s=wall, cache_key=key,
             code_version=code_version(),
+            **({"artifacts": artifacts} if artifacts else {}),
         ),
     )
     save_result(result, path)
     return load_result(path, name), False  # reload: callers see exactly what the JSON holds
 
 
-__all__ = ["cache_key", "code_version", "current_key", "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
+__all__ = ["artifacts_problem", "cache_key", "code_version", "file_sha256", "save_artifacts", "current_key", "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
            "run_experiment"]

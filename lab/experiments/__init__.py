@@ -29,6 +29,9 @@ class Outcome:
 
     metrics: dict[str, Any]
     findings: list[CheckResult] = field(default_factory=list)
+    # Files beside the results JSON (path relative to OUT/data -> object for torch.save), e.g. Part 3's final
+    # weights: lab.runner writes them atomically and records their sha256 in the result's provenance.
+    artifacts: dict[str, Any] = field(default_factory=dict)
 
 
 def get_experiment(name: str) -> ModuleType:

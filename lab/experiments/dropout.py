@@ -380,10 +380,12 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
     arms = {arm: {"p_input": p_in, "p_hidden": p_hid, "runs": []} for arm, (p_in, p_hid) in arm_settings(cfg).items()}
     mc_runs, test_runs, optimizer, pass_s = [], [], None, None
     mc_s = 0.0
+    weights = {}  # final state_dict per training seed and arm: saved beside the JSON, read by the audit (checks/audit)
     for seed in seeds:
         models = {}
         for arm, (p_in, p_hid) in arm_settings(cfg).items():
             models[arm], record = train_arm(with_derived_seed(cfg, seed), data, f"{arm}, seed {seed}", p_in, p_hid, ctx)
+            weights[weight_file(seed, arm)] = {k: v.detach().cpu().clone() for k, v in models[arm].state_dict().items()}
             arms[arm]["label"] = record.pop("label")
             optimizer = record.pop("optimizer")
             arms[arm]["runs"].append({"train_seed": seed, **{k: v for k, v in record.items() if not k.startswith("p_")}})
@@ -441,7 +443,12 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
             "mc": mc_s,
         },
     }
-    return Outcome(metrics=metrics, findings=findings)
+    return Outcome(metrics=metrics, findings=findings, artifacts=weights)
+
+
+def weight_file(train_seed: int, arm: str) -> str:
+    """Where an arm's final weights go, relative to OUT/data (README: "The audit")."""
+    return f"weights/dropout/seed{train_seed}_{arm}.pt"
 
 
 def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
