@@ -1,0 +1,1 @@
+"""Independent audit reference code (the framework module owns this package's real content)."""
