@@ -233,10 +233,14 @@ def row(table: str, row_name: str, quantity: str, reported: Any, recomputed: Any
             "tol": float(tol), "ok": bool(ok)}
 
 
+# What a results file of another shape raises when read as this one (a missing key, a string for a dict, ...)
+STRUCTURE = (KeyError, TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError)
+
+
 def broken(table: str, what: str, exc: BaseException) -> dict:
     """A results file whose structure the audit cannot read: a failed row, never an exception."""
     return {"table": table, "row": "-", "quantity": f"{what}: unexpected results structure ({type(exc).__name__}: "
             f"{exc})", "reported": None, "recomputed": None, "tol": 0.0, "ok": False}
 
 
-__all__ = ["LN2", "broken", "draw_weights", "finite", "init_std", "rings", "row", "standardise", "train_members"]
+__all__ = ["LN2", "STRUCTURE", "broken", "draw_weights", "finite", "init_std", "rings", "row", "standardise", "train_members"]

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._ref import LN2, broken, draw_weights, finite, rings, row, standardise, train_members
+from ._ref import LN2, STRUCTURE, broken, draw_weights, finite, rings, row, standardise, train_members
 
 K = 4.0  # tolerance = K x the largest twin-reference difference (floors below it)
 TWINS = 2
@@ -313,16 +313,25 @@ def audit(result: dict, device: torch.device) -> list[dict]:
     """Recompute Part 1's tables; one row per number compared (see the module docstring)."""
     rows: list[dict] = []
     try:
+        _audit(result, device, rows)
+    except STRUCTURE as exc:  # a shape no section expected: the rows so far, and one failed row saying where
+        rows.append(broken(T_SWEEP, "results", exc))
+    return rows
+
+
+def _audit(result: dict, device: torch.device, rows: list[dict]) -> None:
+    try:
         cfg, m = result["config"], result["metrics"]
         seeds = [cfg["seed"] + k for k in range(cfg["n_seeds"])]
         widths = [2, *cfg["hidden"], 2]
         raw_tr, y_tr, raw_va, y_va = rings(cfg["n_train"], cfg["n_val"], cfg["seed"])
         x_tr, x_va, mean, std = standardise(raw_tr, raw_va)
-    except (KeyError, TypeError, ValueError) as exc:
-        return [broken(T_DATA, "config", exc)]
+    except STRUCTURE as exc:
+        rows.append(broken(T_DATA, "config", exc))
+        return
     try:
         rows += _data_rows(m, cfg, raw_tr, y_tr, raw_va, y_va, x_tr, x_va, mean, std)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_DATA, "metrics.data", exc))
 
     sigmas = sigma_grid(cfg)
@@ -334,13 +343,14 @@ def audit(result: dict, device: torch.device) -> list[dict]:
         stored_rows = criteria_rows([e["median"] for e in m["sweep"]], [e["n_diverged"] for e in m["sweep"]],
                                     stored_sigmas)
         from_stored = derive_picks(stored_rows, cfg)
-    except (KeyError, TypeError, ValueError) as exc:
-        return rows + [broken(T_SWEEP, "metrics.sweep", exc)]
+    except STRUCTURE as exc:
+        rows.append(broken(T_SWEEP, "metrics.sweep", exc))
+        return
     base = f"normal:{from_stored['good']:.4g}" if from_stored["good"] is not None else "glorot"
     try:
         rows.append(row(T_SCALING, "all arms", "base init of the scaling arms and breakers (the good pick's)",
                         m["base_init"], base, 0.0))
-    except KeyError as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_SCALING, "metrics.base_init", exc))
 
     # Every net the tables rest on, as (key, init, lr, x, y, x_val, bias)
@@ -384,7 +394,6 @@ def audit(result: dict, device: torch.device) -> list[dict]:
     rows += _pick_rows(m, cfg, sigmas, arms, from_stored)
     inputs = {key: float(x.std(0).mean()) for key, _, _, x, *_ in groups}  # "input std": mean per-feature std
     rows += _arm_table_rows(m, cfg, arms, from_stored, inputs)
-    return rows
 
 
 def _probe_steps(m: dict, cfg: dict) -> list[int]:
@@ -422,14 +431,14 @@ def _sweep_rows(m: dict, cfg: dict, sigmas: list[float], arms: dict[str, Arm]) -
                                           "median")
             rows.append(row(T_SWEEP, name, "loss at init / ln 2", cr["init_ratio"], None if rec is None else rec / LN2,
                             tol / LN2, ok))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_SWEEP, "metrics.sweep / picks.criteria_table", exc))
     try:
         glorot = [math.sqrt(2.0 / (a + b)) for a, b in zip([2, *cfg["hidden"]], [*cfg["hidden"], 2])]
         worst = max(abs(x - y) for x, y in zip(m["glorot_layer_std"], glorot))
         rows.append(row(T_SWEEPFIG, "Glorot", "per-layer weight std sqrt(2 / (in + out)), largest difference",
                         worst + (0.0 if len(m["glorot_layer_std"]) == len(glorot) else math.inf), 0.0, 1e-12))
-    except (KeyError, TypeError, ValueError) as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_SWEEPFIG, "metrics.glorot_layer_std", exc))
     return rows
 
@@ -462,7 +471,7 @@ def _pick_rows(m: dict, cfg: dict, sigmas: list[float], arms: dict[str, Arm], fr
                         picks["reference_val_loss"], rec, tol, ok))
         rows.append(row(T_PICKS, "all", "reference validation loss from the stored sweep medians",
                         picks["reference_val_loss"], from_stored["ref"], 1e-12))
-    except (KeyError, TypeError, ValueError) as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_PICKS, "metrics.picks", exc))
     return rows
 
@@ -485,7 +494,7 @@ def _arm_table_rows(m: dict, cfg: dict, arms: dict[str, Arm], from_stored: dict,
             rows += arm_rows(T_INIT, stored.get("label", key), arm, stored, TABLE_KEYS)
             rows += arm_rows(T_INIT, stored.get("label", key), arm, stored, ("steps_to_reach",), which=("median",))
             rows += curve_rows(T_CURVES, stored.get("label", key), arm, stored)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_INIT, "metrics.init_arms", exc))
     try:
         scaling = m["scaling"]
@@ -503,7 +512,7 @@ def _arm_table_rows(m: dict, cfg: dict, arms: dict[str, Arm], from_stored: dict,
                              per_seed=("final_val_loss", "final_val_acc"))
             rows += arm_rows(T_SCALING, stored.get("label", key), arm, stored, ("steps_to_reach",), which=("median",))
             rows += curve_rows(T_SCALING, stored.get("label", key), arm, stored)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_SCALING, "metrics.scaling", exc))
     try:
         breakers = m["breakers"]
@@ -522,7 +531,7 @@ def _arm_table_rows(m: dict, cfg: dict, arms: dict[str, Arm], from_stored: dict,
             copies = [sum(n["diverged_at"] is not None for n in arm.copies[c]) for c in range(len(arm.copies))]
             ok, tol, rec = judge(stored["n_diverged"], copies, 0.0)
             rows.append(row(T_BREAKERS, name, "seeds diverged", stored["n_diverged"], rec, tol, ok))
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except STRUCTURE as exc:
         rows.append(broken(T_BREAKERS, "metrics.breakers", exc))
     return rows
 
