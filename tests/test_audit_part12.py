@@ -27,10 +27,21 @@ from plant import plant
 pytestmark = pytest.mark.slow
 CPU = torch.device("cpu")
 AUDIT_DIR = Path(__file__).resolve().parent.parent / "checks" / "audit"
-# Plant runs: Part 1 at the lab's 1000 steps (so all three picks exist and the good pick is not the lowest
-# training loss) on a smaller validation set and figure grid, to keep each run a few seconds.
-SMALL_P1 = {"n_val": 500, "grid_size": 10, "curve_points": 50, "n_eval": 10}
-SMALL_P2 = {"n_samples": 1000}
+# Part 1 at the lab's 1000 steps (so all three picks exist and the good pick is not the lowest training loss),
+# on 7 sigmas around the picks, a smaller validation set and figure grid; Part 2 on fewer points.
+SMALL_P1 = {"n_val": 500, "grid_size": 10, "curve_points": 50, "n_eval": 10, "n_sigmas": 7, "sigma_min": 0.0464,
+            "sigma_max": 4.642}
+SMALL_P2 = {"n_samples": 500}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Runs and audits here are small: on a shared 2-core machine a second thread mostly waits (see
+    lab.batched.single_thread), which made the deep-net runs several times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def _run(name: str, out: Path, overrides: dict | None = None) -> dict:

@@ -62,6 +62,7 @@ T_PICKS = "Table p1_picks (the three sigmas)"
 T_SWEEP = "Table p1_sweep_points (every sweep point)"
 T_INIT = "Table p1_init_arms (picked sigmas and Glorot)"
 T_CURVES = "Figure p1_init_curves (loss curves)"
+T_BOUNDARY = "Figure p1_boundaries (decision boundaries)"
 T_SCALING = "Table p1_scaling (scaling the data)"
 T_BREAKERS = "Table p1_breakers (breaking convergence)"
 
@@ -116,8 +117,9 @@ def net_numbers(out: dict, cfg: dict, n_val: int, n_train: int) -> dict:
 
 def _stat(fn, values: list, key: str):
     """The lab's rule: losses and step counts count a missing value (diverged / never) as +inf; accuracies
-    are taken over the seeds that have one. None where nothing finite results."""
-    if key in ACCS:
+    (and the largest finite loss, missing only for a net non-finite from step 0) are taken over the seeds
+    that have one. None where nothing finite results."""
+    if key in ACCS or key == "peak_loss":
         kept = [v for v in values if v is not None]
         return float(fn(kept)) if kept else None
     return finite(fn([math.inf if v is None else v for v in values]))
@@ -390,7 +392,7 @@ def _audit(result: dict, device: torch.device, rows: list[dict]) -> None:
                 copies[c][s] = n
         arms[key] = Arm(key, copies, cfg["plateau_tol"])
 
-    rows += _sweep_rows(m, cfg, sigmas, arms)
+    rows += _sweep_rows(m, cfg, sigmas, arms, from_stored)
     rows += _pick_rows(m, cfg, sigmas, arms, from_stored)
     inputs = {key: float(x.std(0).mean()) for key, _, _, x, *_ in groups}  # "input std": mean per-feature std
     rows += _arm_table_rows(m, cfg, arms, from_stored, inputs)
@@ -408,9 +410,16 @@ def _probe_steps(m: dict, cfg: dict) -> list[int]:
     return sorted({steps[0], min(steps, key=lambda t: abs(t - cfg["early_step"]))})
 
 
-def _sweep_rows(m: dict, cfg: dict, sigmas: list[float], arms: dict[str, Arm]) -> list[dict]:
+def _sweep_rows(m: dict, cfg: dict, sigmas: list[float], arms: dict[str, Arm], from_stored: dict) -> list[dict]:
     rows = []
     try:
+        seeds = [cfg["seed"] + k for k in range(cfg["n_seeds"])]
+        rows.append(row(T_SWEEP, "all", "model seeds (seed + k, k < n_seeds)", str(m["seeds"]), str(seeds), 0.0))
+        # the reference of the x column: the good pick's median final validation loss (the sweep minimum's)
+        good = from_stored["good"]
+        ref_arm = arms[f"normal:{good:.4g}"] if good is not None else None
+        ref_copies = ([ref_arm.stat("final_val_loss", "median", c) for c in range(len(ref_arm.copies))]
+                      if ref_arm is not None else None)
         crit = m["picks"]["criteria_table"]
         for e, sigma, cr in zip(m["sweep"], sigmas, crit):
             arm = arms[f"normal:{sigma:.4g}"]
@@ -427,6 +436,16 @@ def _sweep_rows(m: dict, cfg: dict, sigmas: list[float], arms: dict[str, Arm]) -
                                  ("train_loss", "final_train_loss")):
                 ok, tol, rec = arm.judge_stat(cr[key], med_key, "median")
                 rows.append(row(T_SWEEP, name, f"criteria column '{key}'", cr[key], rec, tol, ok))
+            if ref_copies is not None:  # "x good's val loss": the median final validation loss / the reference's
+                num = [arm.stat("final_val_loss", "median", c) for c in range(len(arm.copies))]
+                ratios = [n / r if n is not None and r not in (None, 0) else None for n, r in zip(num, ref_copies)]
+                _, tol_num, _ = arm.judge_stat(num[0], "final_val_loss", "median")
+                _, tol_ref, _ = ref_arm.judge_stat(ref_copies[0], "final_val_loss", "median")
+                floor = (abs(ratios[0]) * (tol_num / abs(num[0]) + tol_ref / abs(ref_copies[0]))
+                         if ratios[0] is not None and num[0] else 0.0)
+                ok, tol, rec = judge(cr["val_ratio"], ratios, floor)
+                rows.append(row(T_SWEEP, name, "final validation loss / the reference's (x column)", cr["val_ratio"],
+                                rec, tol, ok))
             ok, tol, rec = arm.judge_stat(None if cr["init_ratio"] is None else cr["init_ratio"] * LN2, "init_loss",
                                           "median")
             rows.append(row(T_SWEEP, name, "loss at init / ln 2", cr["init_ratio"], None if rec is None else rec / LN2,
@@ -494,6 +513,15 @@ def _arm_table_rows(m: dict, cfg: dict, arms: dict[str, Arm], from_stored: dict,
             rows += arm_rows(T_INIT, stored.get("label", key), arm, stored, TABLE_KEYS)
             rows += arm_rows(T_INIT, stored.get("label", key), arm, stored, ("steps_to_reach",), which=("median",))
             rows += curve_rows(T_CURVES, stored.get("label", key), arm, stored)
+            # the decision-boundary figure's net: the seed with the median final validation loss (lower median)
+            copies = []
+            for c in range(len(arm.copies)):
+                losses = [math.inf if n["final_val_loss"] is None else n["final_val_loss"] for n in arm.copies[c]]
+                order = np.argsort(np.asarray(losses), kind="stable")
+                copies.append(float(cfg["seed"] + int(order[(len(order) - 1) // 2])))
+            ok, tol, rec = judge(stored["grid"]["seed"], copies, 0.0)
+            rows.append(row(T_BOUNDARY, stored.get("label", key), "representative seed (median final validation loss)",
+                            stored["grid"]["seed"], rec, tol, ok or stored["grid"]["seed"] in copies))
     except STRUCTURE as exc:
         rows.append(broken(T_INIT, "metrics.init_arms", exc))
     try:
