@@ -132,7 +132,8 @@ class Bug:
 
 
 BUGS = [
-    Bug("lr_big_at_lab_lr", "lab.experiments.shallow_init._run", "xt, yt, xv, yv, cfg.lr_big)", "xt, yt, xv, yv, cfg.lr)",
+    Bug("lr_big_at_lab_lr", "lab.experiments.shallow_init._run", "xt, yt, xv, yv, cfg.lr_big)",
+        "xt, yt, xv, yv, cfg.lr)",
         "shallow_init", part1.T_BREAKERS, "learning rate 10"),
     Bug("small_data_at_lab_lr", "lab.experiments.shallow_init._run", "yt, xv * s_small, yv, cfg.small_data_lr)",
         "yt, xv * s_small, yv, cfg.lr)", "shallow_init", part1.T_BREAKERS, "inputs x 0.01"),
@@ -142,7 +143,8 @@ BUGS = [
         "base, xt * f, yt, xv, yv, cfg.lr)", "shallow_init", part1.T_SCALING, "final validation"),
     Bug("glorot_uniform", "lab.inits.init_weight_", "nn.init.xavier_normal_(weight, generator=g)",
         "nn.init.xavier_uniform_(weight, generator=g)", "shallow_init", part1.T_INIT, "Glorot"),
-    Bug("data_from_model_seed", "lab.experiments.shallow_init.load_data", "rings_split(cfg.n_train, cfg.n_val, cfg.seed)",
+    Bug("data_from_model_seed", "lab.experiments.shallow_init.load_data",
+        "rings_split(cfg.n_train, cfg.n_val, cfg.seed)",
         "rings_split(cfg.n_train, cfg.n_val, cfg.seed + 1)", "shallow_init", part1.T_DATA, "training points"),
     Bug("val_acc_on_train", "lab.experiments.shallow_init.summarize", '"final_val_acc": va_acc[:, -1],',
         '"final_val_acc": fit.final_train_acc[idx],', "shallow_init", part1.T_SWEEP, "final validation accuracy"),

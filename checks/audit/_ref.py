@@ -254,4 +254,5 @@ def broken(table: str, what: str, exc: BaseException) -> dict:
             f"{exc})", "reported": None, "recomputed": None, "tol": 0.0, "ok": False}
 
 
-__all__ = ["LN2", "STRUCTURE", "broken", "draw_weights", "finite", "init_std", "rings", "row", "standardise", "train_members"]
+__all__ = ["LN2", "STRUCTURE", "broken", "draw_weights", "finite", "init_std", "one_thread", "rings", "row", "standardise",
+           "train_members"]
