@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lab.arms import ArmSpec, layer_std
 from lab.config import DeepInitConfig
 from lab.context import RunContext
 from lab.data import Split, rings_split
@@ -89,10 +90,30 @@ def load_data(cfg: DeepInitConfig, device: torch.device) -> Split:
     return rings_split(cfg.n_train, cfg.n_samples, cfg.seed).to(device)
 
 
+def net_seed(cfg: DeepInitConfig, net: int) -> int:
+    """The seed of weight draw ``net``. The same for every init (common random numbers): the nets of one draw
+    differ only by the weight scale the init chooses."""
+    return cfg.seed * 1000 + net
+
+
+def net_seeds(cfg: DeepInitConfig) -> list[int]:
+    return [net_seed(cfg, net) for net in range(cfg.n_nets)]
+
+
+def build_net(cfg: DeepInitConfig, init: str, seed: int, device: torch.device) -> MLP:
+    """The deep net under one init, its weights drawn from a generator seeded with ``seed``."""
+    return MLP(widths(cfg), init=init, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
 def make_model(cfg: DeepInitConfig, spec: str, net: int, device: torch.device) -> MLP:
-    """Weight draw ``net`` of the deep net under one init. Same generator seed for every init (common random
-    numbers): the nets of one draw differ only by the weight scale the init chooses."""
-    return MLP(widths(cfg), init=spec, generator=torch.Generator().manual_seed(cfg.seed * 1000 + net)).to(device)
+    """Weight draw ``net`` of the deep net under one init."""
+    return build_net(cfg, spec, net_seed(cfg, net), device)
+
+
+def arms(cfg: DeepInitConfig) -> list[ArmSpec]:
+    """Each configured init with its weight-draw seeds (lab.arms): run() measures exactly these nets."""
+    return [ArmSpec("deep_init", "inits", spec, parse_init(spec).label, spec, layer_std(spec, widths(cfg)),
+                    tuple(net_seeds(cfg)), data_seed=cfg.seed) for spec in cfg.inits]
 
 
 def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
@@ -102,10 +123,11 @@ def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
     input_sq_mean = float((x**2).mean())
     per_init: dict[str, dict] = {}
     findings = []
-    jobs = [(spec, net) for spec in cfg.inits for net in range(cfg.n_nets)]
+    jobs = [(arm, net, seed) for arm in arms(cfg) for net, seed in enumerate(arm.seeds)]
     runs: dict[str, list[dict]] = {spec: [] for spec in cfg.inits}
-    for spec, net in ctx.progress(jobs, desc="deep_init nets"):
-        model = make_model(cfg, spec, net, ctx.device)
+    for arm, net, seed in ctx.progress(jobs, desc="deep_init nets"):
+        spec = arm.key
+        model = build_net(cfg, arm.init, seed, ctx.device)
         runs[spec].append(measure_net(model, x, y))
         if net == 0:
             label = parse_init(spec).label

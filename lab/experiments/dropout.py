@@ -19,18 +19,20 @@ import math
 import time
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from lab import thinned
+from lab.arms import ArmSpec, layer_std
 from lab.config import DropoutConfig, with_derived_seed
 from lab.context import RunContext
 from lab.data import MnistSplit, Split, mnist_split
 from lab.experiments import Outcome
 from lab.experiments.deep_init import predicted_stats
 from lab.hooks import GateData, GateHooks, InitCase, PathPair
+from lab.inits import parse_init
 from lab.models import MLP
 from lab.recipe import check_disjoint_content, check_init_loss, check_normalized
 from lab.results import CheckResult
@@ -148,10 +150,13 @@ def summarize(curves: dict) -> dict:
     return out
 
 
-def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_hidden: float, ctx: RunContext) -> tuple[MLP, dict]:
+def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_hidden: float, ctx: RunContext,
+              on_epoch: Callable[[int, MLP, torch.optim.Optimizer], bool | None] | None = None) -> tuple[MLP, dict]:
     """Train one arm for cfg.epochs; eval-mode scores at epoch 0 (init) and after every epoch.
 
     A NaN/Inf training loss ends the arm and records ``diverged_at`` (the epoch); it never raises.
+    ``on_epoch(done, model, optimizer)``, if given, is called before each epoch and after the last (``done`` =
+    epochs done so far); it returning True ends training there: the gate watches the real loop through it.
     """
     s = data.split
     model = make_model(cfg, p_input, p_hidden, ctx.device)
@@ -162,6 +167,8 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
     diverged_at = None
     with seeded(cfg.seed + 2, ctx.device):  # training dropout masks
         for epoch in ctx.progress(range(1, cfg.epochs + 1), desc=f"dropout: {arm}"):
+            if on_epoch is not None and on_epoch(epoch - 1, model, optimizer):
+                break
             start = time.perf_counter()
             # mean minibatch loss as seen while training
             run_loss = float(train_epoch(model, optimizer, s.x_train, s.y_train, cfg.batch_size, order_gen))
@@ -175,8 +182,11 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
             if not math.isfinite(run_loss):
                 diverged_at = epoch
                 break
+        else:
+            if on_epoch is not None:
+                on_epoch(cfg.epochs, model, optimizer)
     record = {
-        "label": f"dropout (input {p_input:.0%}, hidden {p_hidden:.0%})" if p_input or p_hidden else "no dropout",
+        "label": arm_label(p_input, p_hidden),
         "p_input": p_input,
         "p_hidden": p_hidden,
         **curves,
@@ -185,6 +195,10 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
     }
     record["summary"] = summarize(record)
     return model, record
+
+
+def arm_label(p_input: float, p_hidden: float) -> str:
+    return f"dropout (input {p_input:.0%}, hidden {p_hidden:.0%})" if p_input or p_hidden else "no dropout"
 
 
 def train_seeds(cfg: DropoutConfig) -> list[int]:
@@ -284,12 +298,14 @@ def mc_images(cfg: DropoutConfig, data: MnistSplit) -> tuple[torch.Tensor, torch
     return s.x_val[:n], s.y_val[:n]
 
 
-def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, train_seed: int, ctx: RunContext) -> dict:
+def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, train_seed: int, ctx: RunContext,
+             seeds: tuple[int, ...] | None = None) -> dict:
     """One training seed's dropout net as an ensemble: n_mask_seeds thinned-network runs to k_max, the per-image
-    reference to k_max_reference, and the eval-mode (weight-scaling) error on the same images."""
+    reference to k_max_reference, and the eval-mode (weight-scaling) error on the same images. ``seeds``: the mask
+    seeds (the last one the reference's), as the arm declares them; default mask_seeds(train_seed, n_mask_seeds)."""
     x, y = mc_images(cfg, data)
     ks = k_grid(cfg.k_max)
-    *seeds, ref_seed = mask_seeds(train_seed, cfg.n_mask_seeds)
+    *seeds, ref_seed = seeds if seeds is not None else mask_seeds(train_seed, cfg.n_mask_seeds)
     runs = [mc_ensemble(model, x, y, ks, seed, ctx) for seed in seeds]
     base = evaluate_rows(model, x, y)  # weight scaling: dropout off, activations scaled (inverted dropout)
     out = {
@@ -357,6 +373,34 @@ def arm_settings(cfg: DropoutConfig) -> dict[str, tuple[float, float]]:
     return {"dropout": (cfg.p_input, cfg.p_hidden), "no_dropout": (0.0, 0.0)}
 
 
+# AdamW's betas and eps: torch's defaults, which the lab keeps (the results record them from the optimiser).
+ADAMW_BETAS, ADAMW_EPS = (0.9, 0.999), 1e-8
+
+
+def arms(cfg: DropoutConfig) -> list[ArmSpec]:
+    """Both arms under each training seed, in training order (lab.arms): run() trains exactly these. The dropout
+    arm's net also becomes the Monte-Carlo ensembles of its mask seeds."""
+    init = f"normal:{cfg.sigma}"
+    out = []
+    for seed in train_seeds(cfg):
+        for name, (p_in, p_hid) in arm_settings(cfg).items():
+            out.append(ArmSpec(
+                "dropout", name, f"{name}@{seed}", arm_label(p_in, p_hid), init, layer_std(init, (784, *cfg.hidden, 10)),
+                (seed,), p_input=p_in, p_hidden=p_hid, optimizer="AdamW", lr=cfg.lr, weight_decay=cfg.weight_decay,
+                betas=ADAMW_BETAS, eps=ADAMW_EPS, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                mask_seeds=tuple(mask_seeds(seed, cfg.n_mask_seeds)) if p_in or p_hid else ()))
+    return out
+
+
+def arm_config(cfg: DropoutConfig, arm: ArmSpec) -> DropoutConfig:
+    """cfg as one arm trains under it: the arm's seed, init scale, optimiser settings and length."""
+    out = with_derived_seed(cfg, arm.seeds[0])
+    for name, value in (("sigma", parse_init(arm.init).param), ("lr", arm.lr), ("weight_decay", arm.weight_decay),
+                        ("epochs", arm.epochs), ("batch_size", arm.batch_size)):
+        object.__setattr__(out, name, value)
+    return out
+
+
 def init_records(records: list[dict]) -> dict:
     """The per-seed init records as one: shared quantities once, measured ones as per-seed lists."""
     varying = ("loss", "logit_std")
@@ -377,21 +421,26 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         check_disjoint_content(s.x_train, s.x_val, name="MNIST train/validation disjoint by content", scope="finding"),
     ]
 
-    arms = {arm: {"p_input": p_in, "p_hidden": p_hid, "runs": []} for arm, (p_in, p_hid) in arm_settings(cfg).items()}
+    declared = arms(cfg)
+    arms_ = {arm: {"p_input": p_in, "p_hidden": p_hid, "runs": []} for arm, (p_in, p_hid) in arm_settings(cfg).items()}
     mc_runs, test_runs, optimizer, pass_s = [], [], None, None
     mc_s = 0.0
     for seed in seeds:
-        models = {}
-        for arm, (p_in, p_hid) in arm_settings(cfg).items():
-            models[arm], record = train_arm(with_derived_seed(cfg, seed), data, f"{arm}, seed {seed}", p_in, p_hid, ctx)
-            arms[arm]["label"] = record.pop("label")
+        models, specs = {}, {}
+        for spec in (a for a in declared if a.seeds == (seed,)):
+            arm = spec.group
+            models[arm], record = train_arm(arm_config(cfg, spec), data, f"{arm}, seed {seed}", spec.p_input,
+                                            spec.p_hidden, ctx)
+            specs[arm] = spec
+            arms_[arm]["label"] = record.pop("label")
             optimizer = record.pop("optimizer")
-            arms[arm]["runs"].append({"train_seed": seed, **{k: v for k, v in record.items() if not k.startswith("p_")}})
+            arms_[arm]["runs"].append({"train_seed": spec.seeds[0],
+                                       **{k: v for k, v in record.items() if not k.startswith("p_")}})
         t_mc = time.perf_counter()
-        if arms["dropout"]["runs"][-1]["diverged_at"] is None:
-            mc_runs.append(mc_study(cfg, models["dropout"], data, seed, ctx))
+        if arms_["dropout"]["runs"][-1]["diverged_at"] is None:
+            mc_runs.append(mc_study(cfg, models["dropout"], data, seed, ctx, specs["dropout"].mask_seeds))
             if pass_s is None:  # pass costs do not depend on the weights: timed once, on the first trained net
-                pass_s = time_passes(models["dropout"], mc_images(cfg, data)[0], mask_seeds(seed, cfg.n_mask_seeds)[-1] + 1)
+                pass_s = time_passes(models["dropout"], mc_images(cfg, data)[0], specs["dropout"].mask_seeds[-1] + 1)
         mc_s += time.perf_counter() - t_mc
         if cfg.final and data.x_test is not None:
             test_runs.append({arm: evaluate_rows(m, data.x_test, data.y_test) for arm, m in models.items()})
@@ -410,7 +459,7 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         }
     test = None
     if test_runs:
-        test = {"n_test": int(data.x_test.shape[0]), "arms": {arm: [t[arm] for t in test_runs] for arm in arms}}
+        test = {"n_test": int(data.x_test.shape[0]), "arms": {arm: [t[arm] for t in test_runs] for arm in arms_}}
 
     metrics = {
         "data": {
@@ -431,13 +480,13 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         "train_seeds": seeds,
         "init": init_records([record for record, _ in inits]),
         "epochs": list(range(cfg.epochs + 1)),  # an arm that diverged has shorter curves
-        "arms": arms,
+        "arms": arms_,
         "mc": mc,
         "test": test,
         "timing_s": {
             "data": data_s,
-            "train": {arm: sum(t for r in arms[arm]["runs"] for t in r["train_time_s"] if t is not None) for arm in arms},
-            "eval": {arm: sum(t for r in arms[arm]["runs"] for t in r["eval_time_s"] if t is not None) for arm in arms},
+            "train": {arm: sum(t for r in arms_[arm]["runs"] for t in r["train_time_s"] if t is not None) for arm in arms_},
+            "eval": {arm: sum(t for r in arms_[arm]["runs"] for t in r["eval_time_s"] if t is not None) for arm in arms_},
             "mc": mc_s,
         },
     }
