@@ -434,7 +434,7 @@ def _arms_init(s, h, _):
 def _arms_data(s, h, _):
     d = s.data(h.experiment)
     results = [(arm, check_arm_inputs(arm, h.arm_inputs(arm, d), d.x_train, d.y_train, d.x_val, d.y_val, d.raw_train,
-                                      d.raw_val)) for arm in h.arms]
+                                      d.raw_val)) for arm in _sampled(h)]
     return _each_arm(h, "each arm trains on its promised data transform (inputs, scale, labels, every split)", results)
 
 
@@ -457,7 +457,9 @@ def _arms_seeds(s, h, _):
     first = _sampled(h)[0]
     probes = [(first, first.seeds[0], h.arm_probe(first, d, first.seeds[0]))]
     probes += [(arm, seed, h.arm_probe(arm, d, seed)) for arm in arms for seed in arm.seeds]
-    fixed = {"init": {a.group for a in arms if a.init == "zeros"}}
+    # quantities with no randomness to draw: all-zero weights, the masks of an arm without dropout
+    fixed = {"init": {a.group for a in arms if a.init == "zeros"},
+             "masks": {a.group for a in arms if not (a.p_input or a.p_hidden)}}
     effects = check_seed_effects(probes, shared=h.arm_shared, fixed=fixed)
     members = []
     if h.arm_members is not None:

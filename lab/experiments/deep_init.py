@@ -169,9 +169,14 @@ def gate_hooks(cfg: DeepInitConfig, device: torch.device) -> GateHooks:
         return measure_net(model, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
 
     def builder(spec: str):
-        return lambda seed: make_model(cfg, spec, seed, device)
+        """Draw ``seed`` of the net under ``spec``, through build_net and net_seed as run() builds its arms."""
+        return lambda seed: build_net(cfg, spec, net_seed(cfg, seed), device)
 
     stable = "he" if "he" in cfg.inits else cfg.inits[-1]
+    # The lab's text, from the config (never from arms()): each init on the nets of seeds 1000 * seed + net.
+    expected = [{"key": spec, "init": spec, "seeds": tuple(cfg.seed * 1000 + n for n in range(cfg.n_nets)),
+                 "bias": True, "inputs": "normalised", "scale": 1.0, "p_input": 0.0, "p_hidden": 0.0, "optimizer": ""}
+                for spec in cfg.inits]
     return GateHooks(
         experiment="deep_init",
         label="Part 2",
@@ -179,10 +184,15 @@ def gate_hooks(cfg: DeepInitConfig, device: torch.device) -> GateHooks:
         data_spec=rings_spec,
         widths=(2, *[cfg.width] * cfg.depth, 2),  # from the config, not from widths(): the check's expectation
         build_model=lambda dropout=True, seed=None: make_model(cfg, stable, 0 if seed is None else seed, device),
-        inits={spec: InitCase(spec, builder(spec), "make_model") for spec in cfg.inits},
+        # each init arm's own rule and nets (its per-layer std is its check): the arms' init check for this part
+        inits={arm.key: InitCase(arm.init, builder(arm.init), "build_net") for arm in arms(cfg)},
         stable_inits=("he",) if "he" in cfg.inits else (),
         activation_stats=stats,
+        arms=arms(cfg),
+        arms_expected=expected,
+        arm_probe=lambda arm, d, seed: {"init": torch.cat([p.detach().flatten() for p in
+                                                           build_net(cfg, arm.init, seed, device).parameters()])},
     )
 
 
-__all__ = ["gate_hooks", "load_data", "make_model", "widths", "growth_factor", "measure_net", "predicted_stats", "run"]
+__all__ = ["arms", "build_net", "gate_hooks", "net_seed", "net_seeds", "load_data", "make_model", "widths", "growth_factor", "measure_net", "predicted_stats", "run"]

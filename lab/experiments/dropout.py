@@ -15,6 +15,7 @@ usual eval-mode (weight-scaling) prediction.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import contextmanager
@@ -31,10 +32,10 @@ from lab.context import RunContext
 from lab.data import MnistSplit, Split, mnist_split
 from lab.experiments import Outcome
 from lab.experiments.deep_init import predicted_stats
-from lab.hooks import GateData, GateHooks, InitCase, PathPair
+from lab.hooks import ArmTrace, GateData, GateHooks, PathPair, StepTrace
 from lab.inits import parse_init
 from lab.models import MLP
-from lab.recipe import check_disjoint_content, check_init_loss, check_normalized
+from lab.recipe import Tap, check_disjoint_content, check_init_loss, check_normalized
 from lab.results import CheckResult
 from lab.train import evaluate, train_step
 
@@ -49,6 +50,11 @@ GATE_FIT_EPOCHS = 3
 SEED_STRIDE = 10
 ESTIMATORS = ("thinned", "per_image")  # one mask per pass shared by all images (the study's), or one per image
 GATE_PATH_ROWS, GATE_PATH_MASKS = 500, 3  # the thinned-network path check: validation rows x mask draws
+# The gate runs each sampled arm's train_arm for all its epochs on GATE_ARM_ROWS training rows (one minibatch, so
+# one step per epoch) and scores GATE_ARM_ROWS validation rows after each: ~80 small steps per arm.
+GATE_ARM_ROWS = 20
+GATE_PLAIN_EPOCHS = 3
+GATE_PROBE_ROWS = 200  # training rows of the gate's one-epoch seed probes (two minibatches)
 
 
 @contextmanager
@@ -392,6 +398,12 @@ def arms(cfg: DropoutConfig) -> list[ArmSpec]:
     return out
 
 
+def train_inputs(arm: ArmSpec, data: MnistSplit) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What train_arm feeds an arm: the normalised split as loaded (no arm of this part transforms its data)."""
+    s = data.split
+    return s.x_train, s.y_train, s.x_val, s.y_val
+
+
 def arm_config(cfg: DropoutConfig, arm: ArmSpec) -> DropoutConfig:
     """cfg as one arm trains under it: the arm's seed, init scale, optimiser settings and length."""
     out = with_derived_seed(cfg, arm.seeds[0])
@@ -562,6 +574,120 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         fast = torch.stack([thinned.thinned_logits(model, m, thinned.as_columns(x)) for m in masks])
         return fast, torch.stack([thinned.masked_logits(model, m, x) for m in masks])
 
+    # --- the arms: the declaration run() consumes, each arm's pieces through train_arm itself -------------------
+    declared = arms(cfg)
+    init = f"normal:{cfg.sigma}"
+    # The lab's text, from the config (never from arms()): under training seed cfg.seed + 10 i, the dropout arm
+    # (input p_input, hidden p_hidden) and the plain arm, same init rule, AdamW with torch's betas and eps.
+    expected = [{"key": f"{name}@{cfg.seed + 10 * i}", "seeds": (cfg.seed + 10 * i,), "init": init, "bias": True,
+                 "p_input": p_in, "p_hidden": p_hid, "optimizer": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+                 "betas": (0.9, 0.999), "eps": 1e-8, "momentum": 0.0, "epochs": cfg.epochs,
+                 "batch_size": cfg.batch_size, "inputs": "normalised", "scale": 1.0, "labels": "as given"}
+                for i in range(cfg.n_train_seeds)
+                for name, p_in, p_hid in (("dropout", cfg.p_input, cfg.p_hidden), ("no_dropout", 0.0, 0.0))]
+    quiet = RunContext(device=device, quiet=True)
+
+    def rows_of(d: GateData, n: int, m: int) -> MnistSplit:
+        split = Split(d.x_train[:n], d.y_train[:n], d.x_val[:m], d.y_val[:m], torch.zeros(()), torch.ones(()), 10)
+        return MnistSplit(split, (0, n), (n, n + m))
+
+    def fit(arm, data: MnistSplit, epochs: int | None, on_epoch):
+        """train_arm itself, as run() calls it for this arm (its config from arm_config), on the rows given."""
+        acfg = arm_config(cfg, arm)
+        if epochs is not None:
+            object.__setattr__(acfg, "epochs", epochs)  # acfg is this call's own copy
+        return train_arm(acfg, data, f"gate {arm.key}", arm.p_input, arm.p_hidden, quiet, on_epoch=on_epoch)
+
+    def arm_net(arm, seed: int, data: MnistSplit):
+        """The net and optimiser train_arm builds for the arm under ``seed`` (stopped before its first epoch)."""
+        got = {}
+
+        def stop(done, model, optimizer):
+            got.update(model=model, optimizer=optimizer)
+            return True
+        fit(replace(arm, seeds=(seed,)), data, 1, stop)
+        return got["model"], got["optimizer"]
+
+    blank = MnistSplit(Split(torch.zeros(10, 784, device=device), torch.zeros(10, dtype=torch.long, device=device),
+                             torch.zeros(10, 784, device=device), torch.zeros(10, dtype=torch.long, device=device),
+                             torch.zeros(()), torch.ones(()), 10), (0, 10), (10, 20))
+
+    def row_index(x_rows: torch.Tensor, fed: torch.Tensor) -> torch.Tensor:
+        where = {bytes(r.cpu().numpy().tobytes()): i for i, r in enumerate(x_rows)}
+        return torch.tensor([where.get(bytes(r.cpu().numpy().tobytes()), -1) for r in fed])
+
+    def arm_trace(arm, d: GateData) -> ArmTrace:
+        """train_arm for the arm's epochs on a few rows (one minibatch); the first and the last step observed."""
+        n = min(GATE_ARM_ROWS, arm.batch_size)
+        data = rows_of(d, n, GATE_ARM_ROWS)
+        steps: list[StepTrace] = []
+        seen: dict = {}
+
+        def watch(when, model, optimizer):
+            handles = []
+            snap: dict = {}
+
+            def pre_forward(module, args):
+                if module.training and "before" not in snap:
+                    snap.update(before=copy.deepcopy(module), x=args[0].detach().clone(), rng=torch.get_rng_state(),
+                                cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+            def pre_step(opt, args, kwargs):
+                params = [p for g in opt.param_groups for p in g["params"]]
+                snap["state"] = {i: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in opt.state[p].items()}
+                                 for i, p in enumerate(params) if p in opt.state}
+
+            def post_step(opt, args, kwargs):
+                for h in handles:
+                    h.remove()
+                fed = snap["x"]
+                idx = row_index(data.split.x_train, fed)
+                steps.append(StepTrace(when, snap["before"], copy.deepcopy(model), fed, data.split.y_train[idx.clamp_min(0)],
+                                       snap["rng"], snap["cuda"], snap.get("state")))
+            handles += [model.register_forward_pre_hook(pre_forward), optimizer.register_step_pre_hook(pre_step),
+                        optimizer.register_step_post_hook(post_step)]
+
+        # The dropout arm runs all its epochs (a change switched on late in the loop shows); the plain arm, whose
+        # loop is the same train_arm, GATE_PLAIN_EPOCHS of them (its own settings and steps): half the cost.
+        epochs = arm.epochs if arm.p_input or arm.p_hidden else min(arm.epochs, GATE_PLAIN_EPOCHS)
+
+        def on_epoch(done, model, optimizer):
+            seen["optimizer"] = optimizer
+            if done == 0:
+                watch(f"epoch 1 of {epochs}", model, optimizer)
+            if done == epochs - 1 and done > 0:
+                watch(f"epoch {epochs} of {epochs}", model, optimizer)
+        fit(arm, data, epochs, on_epoch)
+        opt = seen["optimizer"]
+        return ArmTrace(f"{epochs} epochs of train_arm on {n} training rows", n, steps, type(opt).__name__,
+                        [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups])
+
+    def arm_probe(arm, d: GateData, seed: int) -> dict[str, torch.Tensor]:
+        """One epoch of train_arm under ``seed``: its init draw, its first minibatch's rows and input masks."""
+        n = GATE_PROBE_ROWS
+        data = rows_of(d, n, 10)
+        got: dict = {}
+
+        def on_epoch(done, model, optimizer):
+            if done == 0:
+                got["init"] = model.layers[0].weight.detach()[:4].clone()
+                got["tap"] = Tap(model).__enter__()
+            else:
+                got["tap"].__exit__(None, None, None)
+        fit(replace(arm, seeds=(seed,)), data, 1, on_epoch)
+        tap = got["tap"]
+        fed, dropped_in = tap.model_in[0], tap.ins[0][0]
+        return {"init": got["init"], "order": row_index(data.split.x_train, fed),
+                "masks": (dropped_in == 0) & (fed != 0)}
+
+    def arm_dropout_pass(arm, d: GateData):
+        """The net train_arm builds for the arm, and one pass of train_epoch (its loop) over two minibatches."""
+        model, optimizer = arm_net(arm, arm.seeds[0], blank)
+        rows = 2 * arm.batch_size
+        x, y = d.x_train[:rows], d.y_train[:rows]
+        return model, lambda m: train_epoch(m, optimizer, x, y, arm.batch_size, torch.Generator().manual_seed(0))
+
+    first_seed = declared[0].seeds
     return GateHooks(
         experiment="dropout",
         label="Part 3",
@@ -570,7 +696,7 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         build_model=build,
         p_input=cfg.p_input,
         p_hidden=cfg.p_hidden,
-        inits={f"N(0, {cfg.sigma:g})": InitCase(f"normal:{cfg.sigma}", lambda seed: build(seed=seed), "make_model")},
+        # the init is checked per arm (arms_init: the nets train_arm builds, against each arm's promised std)
         make_optimizer=lambda model: make_optimizer(cfg, model),
         optimizer_expected={"type": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay},
         train_epoch=epoch,
@@ -593,9 +719,19 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
                 what="train-mode logits of 500 validation images under no_grad (in-place masks) vs autograd, same masks",
                 fix="lab.dropout.dropout's in-place branch no longer computes what the out-of-place branch computes"),
         },
+        arms=declared,
+        arms_expected=expected,
+        # one training seed's two arms build, train and drop out through every line the other seeds use
+        arm_sample=tuple(a.key for a in declared if a.seeds == first_seed),
+        arm_model=lambda arm, seed: arm_net(arm, seed, blank)[0],
+        arm_inputs=lambda arm, d: train_inputs(arm, rows_of(d, d.x_train.shape[0], d.x_val.shape[0])),
+        arm_trace=arm_trace,
+        arm_probe=arm_probe,
+        arm_shared=("init", "order"),
+        arm_dropout_pass=arm_dropout_pass,
     )
 
 
-__all__ = ["ESTIMATORS", "ensemble_members", "gate_hooks", "k_grid", "load_data", "mask_seeds",
+__all__ = ["ESTIMATORS", "arm_config", "arm_label", "arms", "train_inputs", "ensemble_members", "gate_hooks", "k_grid", "load_data", "mask_seeds",
            "mc_ensemble", "mc_study", "predicted_logit_std", "run", "seeded", "time_passes", "train_arm", "train_epoch",
            "train_seeds"]
