@@ -404,6 +404,13 @@ def train_inputs(arm: ArmSpec, data: MnistSplit) -> tuple[torch.Tensor, torch.Te
     return s.x_train, s.y_train, s.x_val, s.y_val
 
 
+def run_arm(cfg: DropoutConfig, arm: ArmSpec, data: MnistSplit, ctx: RunContext,
+            on_epoch: Callable[[int, MLP, torch.optim.Optimizer], bool | None] | None = None) -> tuple[MLP, dict]:
+    """Train one declared arm: train_arm under the arm's config, dropout rates and seed (run() and the gate)."""
+    return train_arm(arm_config(cfg, arm), data, f"{arm.group}, seed {arm.seeds[0]}", arm.p_input, arm.p_hidden, ctx,
+                     on_epoch=on_epoch)
+
+
 def arm_config(cfg: DropoutConfig, arm: ArmSpec) -> DropoutConfig:
     """cfg as one arm trains under it: the arm's seed, init scale, optimiser settings and length."""
     out = with_derived_seed(cfg, arm.seeds[0])
@@ -441,8 +448,7 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         models, specs = {}, {}
         for spec in (a for a in declared if a.seeds == (seed,)):
             arm = spec.group
-            models[arm], record = train_arm(arm_config(cfg, spec), data, f"{arm}, seed {seed}", spec.p_input,
-                                            spec.p_hidden, ctx)
+            models[arm], record = run_arm(cfg, spec, data, ctx)
             specs[arm] = spec
             arms_[arm]["label"] = record.pop("label")
             optimizer = record.pop("optimizer")
@@ -592,11 +598,8 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         return MnistSplit(split, (0, n), (n, n + m))
 
     def fit(arm, data: MnistSplit, epochs: int | None, on_epoch):
-        """train_arm itself, as run() calls it for this arm (its config from arm_config), on the rows given."""
-        acfg = arm_config(cfg, arm)
-        if epochs is not None:
-            object.__setattr__(acfg, "epochs", epochs)  # acfg is this call's own copy
-        return train_arm(acfg, data, f"gate {arm.key}", arm.p_input, arm.p_hidden, quiet, on_epoch=on_epoch)
+        """run_arm itself (what run() calls for each arm), on the rows given, optionally for fewer epochs."""
+        return run_arm(cfg, arm if epochs is None else replace(arm, epochs=epochs), data, quiet, on_epoch=on_epoch)
 
     def arm_net(arm, seed: int, data: MnistSplit):
         """The net and optimiser train_arm builds for the arm under ``seed`` (stopped before its first epoch)."""
@@ -732,6 +735,6 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
     )
 
 
-__all__ = ["ESTIMATORS", "arm_config", "arm_label", "arms", "train_inputs", "ensemble_members", "gate_hooks", "k_grid", "load_data", "mask_seeds",
+__all__ = ["ESTIMATORS", "arm_config", "arm_label", "arms", "run_arm", "train_inputs", "ensemble_members", "gate_hooks", "k_grid", "load_data", "mask_seeds",
            "mc_ensemble", "mc_study", "predicted_logit_std", "run", "seeded", "time_passes", "train_arm", "train_epoch",
            "train_seeds"]

@@ -195,8 +195,9 @@ def _arm(cfg: ShallowInitConfig, group: str, key: str, label: str, init: str, **
 
 def sweep_arms(cfg: ShallowInitConfig) -> list[ArmSpec]:
     """Each sigma of the sweep and Glorot: same data, same lr, trained as one batched stack."""
-    specs = [f"normal:{s:.4g}" for s in sigma_grid(cfg)] + ["glorot"]
-    return [_arm(cfg, "sweep", sp, parse_init(sp).label, sp) for sp in specs]
+    out = [_arm(cfg, "sweep", f"normal:{s:.4g}", f"N(0, {s:.4g})", f"normal:{s:.4g}") for s in sigma_grid(cfg)]
+    out.append(_arm(cfg, "sweep", "glorot", "Glorot (xavier_normal_)", "glorot"))
+    return out
 
 
 def arms(cfg: ShallowInitConfig, base: str = "glorot", centre: tuple[float, float] | None = None) -> list[ArmSpec]:
@@ -397,7 +398,6 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     stack, members, fit = train_arms(cfg, sweep_specs, arm_data(sweep_specs[0], split), ctx, eval_at,
                                      progress=lambda it: ctx.progress(it, desc="shallow_init sweep"))
     timing["sweep_batched"] = time.perf_counter() - t
-    members = {a.init: members[a.key] for a in sweep_specs}
     sweep = []
     for sigma, sp in zip(sigmas, specs):
         sweep.append({"sigma": sigma, "spec": sp, **summarize(fit, members[sp], cfg, curves=False)})
