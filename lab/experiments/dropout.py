@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from lab import thinned
 from lab.arms import ArmSpec, layer_std
+from lab.batched import single_thread
 from lab.config import DropoutConfig, with_derived_seed
 from lab.context import RunContext
 from lab.data import MnistSplit, Split, mnist_split
@@ -598,8 +599,10 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         return MnistSplit(split, (0, n), (n, n + m))
 
     def fit(arm, data: MnistSplit, epochs: int | None, on_epoch):
-        """run_arm itself (what run() calls for each arm), on the rows given, optionally for fewer epochs."""
-        return run_arm(cfg, arm if epochs is None else replace(arm, epochs=epochs), data, quiet, on_epoch=on_epoch)
+        """run_arm itself (what run() calls for each arm), on the rows given, optionally for fewer epochs. One CPU
+        thread: these are tens of rows, where a second thread only waits (lab.batched.single_thread)."""
+        with single_thread(device):
+            return run_arm(cfg, arm if epochs is None else replace(arm, epochs=epochs), data, quiet, on_epoch=on_epoch)
 
     def arm_net(arm, seed: int, data: MnistSplit):
         """The net and optimiser train_arm builds for the arm under ``seed`` (stopped before its first epoch)."""
