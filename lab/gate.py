@@ -422,9 +422,20 @@ def _arms_declared(s, h, _):
                                             "per-layer std, data, dropout, optimiser, seeds, length)"))
 
 
+def _distinct(arms: list, key) -> list:
+    """One arm per distinct key, in order: arms built by the same call with the same arguments are one check."""
+    seen, out = set(), []
+    for arm in arms:
+        if key(arm) not in seen:
+            seen.add(key(arm))
+            out.append(arm)
+    return out
+
+
 def _arms_init(s, h, _):
     results = []
-    for arm in _sampled(h):
+    # an arm's nets depend on its init rule and bias only (its lr and data do not enter the build): one check each
+    for arm in _distinct(_sampled(h), lambda a: (a.init, a.bias, a.p_input, a.p_hidden)):
         results.append((arm, check_init_statistics(lambda seed, arm=arm: h.arm_model(arm, seed), arm.init,
                                                    n_target=600 if h.tiny else 5_000, expected_std=arm.layer_std,
                                                    bias=arm.bias)))
@@ -441,7 +452,10 @@ def _arms_data(s, h, _):
 def _arms_training(s, h, _):
     d = s.data(h.experiment)
     results = []
-    for arm in _sampled(h):
+    # whether the loop honours an arm's optimiser, lr, length and data does not depend on the weights it starts
+    # from: arms that differ only in their init rule (Part 1's sweep) run once
+    for arm in _distinct(_sampled(h), lambda a: (a.promise() | {"init": None, "layer_std": None, "key": None,
+                                                                "group": None, "mask_seeds": None}).__repr__()):
         with torch.random.fork_rng(devices=_cuda(s)):
             torch.manual_seed(0)
             trace = h.arm_trace(arm, d)
@@ -454,9 +468,15 @@ def _arms_training(s, h, _):
 def _arms_seeds(s, h, _):
     d = s.data(h.experiment)
     arms = h.arms
-    first = _sampled(h)[0]
+    sample = _sampled(h)
+    first = sample[0]
+    # every seed of every kind of arm: the sample, plus the arms under seeds the sample does not run; arms whose
+    # seeds drive the same build (same init rule, bias, dropout, seeds) are probed once
+    covered = {seed for a in sample for seed in a.seeds}
+    probed = _distinct(sample + [a for a in arms if not set(a.seeds) <= covered],
+                       lambda a: (a.init, a.bias, a.p_input, a.p_hidden, a.seeds))
     probes = [(first, first.seeds[0], h.arm_probe(first, d, first.seeds[0]))]
-    probes += [(arm, seed, h.arm_probe(arm, d, seed)) for arm in arms for seed in arm.seeds]
+    probes += [(arm, seed, h.arm_probe(arm, d, seed)) for arm in probed for seed in arm.seeds]
     # quantities with no randomness to draw: all-zero weights, the masks of an arm without dropout
     fixed = {"init": {a.group for a in arms if a.init == "zeros"},
              "masks": {a.group for a in arms if not (a.p_input or a.p_hidden)}}

@@ -53,7 +53,7 @@ ESTIMATORS = ("thinned", "per_image")  # one mask per pass shared by all images 
 GATE_PATH_ROWS, GATE_PATH_MASKS = 500, 3  # the thinned-network path check: validation rows x mask draws
 # The gate runs each sampled arm's train_arm for all its epochs on GATE_ARM_ROWS training rows (one minibatch, so
 # one step per epoch) and scores GATE_ARM_ROWS validation rows after each: ~80 small steps per arm.
-GATE_ARM_ROWS = 20
+GATE_ARM_ROWS = 8
 GATE_PLAIN_EPOCHS = 3
 GATE_PROBE_ROWS = 200  # training rows of the gate's one-epoch seed probes (two minibatches)
 
@@ -691,7 +691,10 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         model, optimizer = arm_net(arm, arm.seeds[0], blank)
         rows = 2 * arm.batch_size
         x, y = d.x_train[:rows], d.y_train[:rows]
-        return model, lambda m: train_epoch(m, optimizer, x, y, arm.batch_size, torch.Generator().manual_seed(0))
+        def run(m):
+            with single_thread(device):
+                train_epoch(m, optimizer, x, y, arm.batch_size, torch.Generator().manual_seed(0))
+        return model, run
 
     first_seed = declared[0].seeds
     return GateHooks(
