@@ -634,7 +634,7 @@ def gate_code_version() -> str:
     from lab.runner import code_version
 
     h = hashlib.sha256(code_version().encode())
-    for name in ("gate.py", "hooks.py", "arms.py"):
+    for name in ("gate.py", "hooks.py"):
         h.update((PROJECT_ROOT / "lab" / name).read_bytes())
     return h.hexdigest()[:16]
 
