@@ -33,6 +33,11 @@ from lab.recipe import (
     check_activation_record,
     check_activation_stability,
     check_architecture,
+    check_arm_inputs,
+    check_arm_promises,
+    check_arm_training,
+    check_seed_bookkeeping,
+    check_seed_effects,
     check_batch_independence,
     check_class_balance,
     check_disjoint_content,
@@ -382,6 +387,130 @@ def _path(s, h, key):
                              name=_name(h, f"optimised path agrees with its reference: {key}"))
 
 
+# --- arms (lab.arms): each arm the experiment runs against what its label promises --------------------------
+
+def _sampled(h: GateHooks) -> list:
+    """The arms the costly checks build and train: all, or the hooks' sample (one arm per code path)."""
+    return [a for a in h.arms if h.arm_sample is None or a.key in h.arm_sample]
+
+
+def _each_arm(h: GateHooks, text: str, results: list) -> CheckResult:
+    """One gate entry over many arms: it fails where any arm fails, and the message names the failing arms."""
+    failed = [(a, r) for a, r in results if not r.passed]
+    shown = failed or results[:1]
+
+    def line(a, r):
+        return r.detail if r.detail.startswith(f"arm {a.key}") else f"arm {a.key} ({a.label}): {r.detail}"
+    detail = "; ".join(line(a, r) for a, r in shown[:3]) + (f" (+{len(failed) - 3} more arms)" if len(failed) > 3 else "")
+    if not failed:
+        detail = f"{len(results)} arms ({', '.join(a.key for a, _ in results[:8])}{' ...' if len(results) > 8 else ''}); " \
+                 + detail
+    first = shown[0][1]
+    return CheckResult(_name(h, text), not failed, f"{len(results) - len(failed)}/{len(results)} arms",
+                       f"{len(results)}/{len(results)}: {first.expected}", detail, first.scope)
+
+
+def _promised_inputs(arm, d: GateData, rows: int) -> torch.Tensor:
+    """The arm's promised training inputs written from its label: raw or normalised rows times its scale."""
+    base = d.raw_train if arm.inputs == "raw" else d.x_train
+    return base[:rows] * arm.scale
+
+
+def _arms_declared(s, h, _):
+    return check_arm_promises(h.arms, h.arms_expected, h.widths,
+                              name=_name(h, f"all {len(h.arms)} arms declared as the lab's design gives them (init and "
+                                            "per-layer std, data, dropout, optimiser, seeds, length)"))
+
+
+def _distinct(arms: list, key) -> list:
+    """One arm per distinct key, in order: arms built by the same call with the same arguments are one check."""
+    seen, out = set(), []
+    for arm in arms:
+        if key(arm) not in seen:
+            seen.add(key(arm))
+            out.append(arm)
+    return out
+
+
+def _arms_init(s, h, _):
+    results = []
+    # an arm's nets depend on its init rule and bias only (its lr and data do not enter the build): one check each
+    for arm in _distinct(_sampled(h), lambda a: (a.init, a.bias, a.p_input, a.p_hidden)):
+        results.append((arm, check_init_statistics(lambda seed, arm=arm: h.arm_model(arm, seed), arm.init,
+                                                   n_target=600 if h.tiny else 5_000, expected_std=arm.layer_std,
+                                                   bias=arm.bias)))
+    return _each_arm(h, "each arm's nets drawn with its promised init (per-layer std, shape, biases)", results)
+
+
+def _arms_data(s, h, _):
+    d = s.data(h.experiment)
+    results = [(arm, check_arm_inputs(arm, h.arm_inputs(arm, d), d.x_train, d.y_train, d.x_val, d.y_val, d.raw_train,
+                                      d.raw_val)) for arm in _sampled(h)]
+    return _each_arm(h, "each arm trains on its promised data transform (inputs, scale, labels, every split)", results)
+
+
+def _arms_training(s, h, _):
+    d = s.data(h.experiment)
+    results = []
+    # whether the loop honours an arm's optimiser, lr, length and data does not depend on the weights it starts
+    # from: arms that differ only in their init rule (Part 1's sweep) run once
+    for arm in _distinct(_sampled(h), lambda a: (a.promise() | {"init": None, "layer_std": None, "key": None,
+                                                                "group": None, "mask_seeds": None}).__repr__()):
+        with torch.random.fork_rng(devices=_cuda(s)):
+            torch.manual_seed(0)
+            trace = h.arm_trace(arm, d)
+        y_ref = d.y_train if arm.labels == "as given" else h.arm_inputs(arm, d)[1]
+        results.append((arm, check_arm_training(arm, trace, _promised_inputs(arm, d, trace.rows), y_ref[:trace.rows])))
+    return _each_arm(h, "each arm's real loop, run its configured length: optimiser settings and early and late steps "
+                        "as promised", results)
+
+
+def _arms_seeds(s, h, _):
+    d = s.data(h.experiment)
+    arms = h.arms
+    sample = _sampled(h)
+    first = sample[0]
+    # every seed of every kind of arm: the sample, plus the arms under seeds the sample does not run; arms whose
+    # seeds drive the same build (same init rule, bias, dropout, seeds) are probed once
+    covered = {seed for a in sample for seed in a.seeds}
+    probed = _distinct(sample + [a for a in arms if not set(a.seeds) <= covered],
+                       lambda a: (a.init, a.bias, a.p_input, a.p_hidden, a.seeds))
+    probes = [(first, first.seeds[0], h.arm_probe(first, d, first.seeds[0]))]
+    probes += [(arm, seed, h.arm_probe(arm, d, seed)) for arm in probed for seed in arm.seeds]
+    # quantities with no randomness to draw: all-zero weights, the masks of an arm without dropout
+    fixed = {"init": {a.group for a in arms if a.init == "zeros"},
+             "masks": {a.group for a in arms if not (a.p_input or a.p_hidden)}}
+    effects = check_seed_effects(probes, shared=h.arm_shared, fixed=fixed)
+    members = []
+    if h.arm_members is not None:
+        for arm, seed, net in h.arm_members():
+            ref = h.arm_model(arm, seed)
+            same = all(torch.equal(p, q) for p, q in zip(net.state_dict().values(), ref.state_dict().values()))
+            members.append((f"{arm.key}, seed {seed}", same))
+    data_seed = None
+    if h.data_draw is not None:
+        data_seed = (first.data_seed, bool(torch.equal(h.data_draw(first.data_seed).cpu(), d.raw_train.cpu())))
+    masks = {a.seeds[0]: tuple(a.mask_seeds) for a in arms if a.mask_seeds}
+    books = check_seed_bookkeeping(members, data_seed, masks)
+    passed = effects.passed and books.passed
+    detail = "; ".join(r.detail for r in (effects, books) if not r.passed) if not passed else (
+        f"{effects.detail}; {books.detail}")
+    return CheckResult(_name(h, "seeds: distinct seeds give distinct inits (and orders, masks), the same seed the same; "
+                               "labels and data seeds line up"),
+                       passed, f"{effects.measured}; {books.measured}", "as documented", detail)
+
+
+def _arms_dropout(s, h, _):
+    d = s.data(h.experiment)
+    results = []
+    for arm in _sampled(h):
+        model, run = h.arm_dropout_pass(arm, d)
+        with torch.random.fork_rng(devices=_cuda(s)):
+            torch.manual_seed(0)
+            results.append((arm, check_dropout_rates(model, run, arm.p_input, arm.p_hidden)))
+    return _each_arm(h, "each arm's dropout rates in its training loop as its label says", results)
+
+
 def _has_dropout(h: GateHooks) -> bool:
     return h.p_input > 0 or h.p_hidden > 0
 
@@ -422,6 +551,12 @@ CHECKS: list[GateCheck] = [
     GateCheck("ensemble_p0", lambda h: h.ensemble is not None, _ensemble),
     GateCheck("ensemble_members", lambda h: h.ensemble is not None and _has_dropout(h), _ensemble_stochastic),
     GateCheck("path", lambda h: bool(h.paths), _path, lambda h: list(h.paths)),
+    GateCheck("arms_declared", lambda h: bool(h.arms) and bool(h.arms_expected), _arms_declared),
+    GateCheck("arms_init", lambda h: bool(h.arms) and h.arm_model is not None, _arms_init),
+    GateCheck("arms_data", lambda h: bool(h.arms) and h.arm_inputs is not None, _arms_data),
+    GateCheck("arms_training", lambda h: bool(h.arms) and h.arm_trace is not None, _arms_training),
+    GateCheck("arms_seeds", lambda h: bool(h.arms) and h.arm_probe is not None, _arms_seeds),
+    GateCheck("arms_dropout", lambda h: bool(h.arms) and h.arm_dropout_pass is not None, _arms_dropout),
 ]
 _BY_KEY = {c.key: c for c in CHECKS}
 

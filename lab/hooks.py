@@ -55,6 +55,31 @@ class PathPair:
 
 
 @dataclass
+class StepTrace:
+    """One optimisation step of an arm's real training loop, as observed: the net just before and just after it."""
+
+    when: str  # "epoch 80 of 80", "step 1000 of 1000"
+    before: nn.Module  # a copy of the net before the step (its dropout layers as built)
+    after: nn.Module  # a copy of the net after the step
+    x: torch.Tensor | None = None  # the batch the step fed (None: the arm's promised training inputs)
+    y: torch.Tensor | None = None
+    rng_state: torch.Tensor | None = None  # torch's CPU RNG state at the step's forward pass (its dropout masks)
+    cuda_rng_state: torch.Tensor | None = None
+    opt_state: dict[int, dict] | None = None  # optimiser state before the step, by parameter index
+
+
+@dataclass
+class ArmTrace:
+    """What the gate sees of an arm trained through the experiment's own loop for its configured length."""
+
+    length: str  # "80 epochs of train_arm on 100 training rows"
+    rows: int  # the training rows used (the first ``rows`` of the arm's training inputs)
+    steps: list[StepTrace]
+    optimizer: str | None = None  # type name of the torch optimiser the loop used (None: no torch optimiser)
+    param_groups: list[dict] | None = None  # its settings after the last epoch, without "params"
+
+
+@dataclass
 class GateHooks:
     """Everything the gate may check of one experiment. None = not applicable to this experiment."""
 
@@ -94,6 +119,23 @@ class GateHooks:
     paths: dict[str, PathPair] = field(default_factory=dict)  # optimised path vs plain reference
     overfit: dict[str, Any] | None = None  # {"n": examples, "steps": ..., "lr": ...} for overfit-one-batch
     tiny: bool = False  # tiny nets: checked on one CPU thread, as run() trains them (lab.batched.single_thread)
+    # --- the arms (lab.arms): every arm the experiment's run() trains, checked against what its label promises ---
+    arms: list = field(default_factory=list)  # list[ArmSpec]: the declaration run() consumes (gate's configuration)
+    # The lab's text for each arm, written from the config in gate_hooks (never from arms()): [{"key", field: value}]
+    arms_expected: list[dict] = field(default_factory=list)
+    arm_sample: tuple[str, ...] | None = None  # keys of the arms built and trained by the costly checks (None: all)
+    arm_model: Callable[[Any, int], nn.Module] | None = None  # (arm, seed) -> its net, built by run()'s own code
+    # (arm, data) -> the arm's (x_train, y_train, x_val, y_val) as run() feeds them
+    arm_inputs: Callable[[Any, GateData], tuple] | None = None
+    arm_trace: Callable[[Any, GateData], ArmTrace] | None = None  # the arm's real loop, its configured length
+    # (arm, data, seed) -> what a seed drives in the arm's real loop: {"init": ..., "order": ..., "masks": ...}
+    arm_probe: Callable[[Any, GateData, int], dict[str, torch.Tensor]] | None = None
+    arm_shared: tuple[str, ...] = ()  # probe quantities the arms of one seed share (Part 3: "init", "order")
+    # The nets of a combined build as run() labels them: () -> [(arm, seed, net)] (Part 1: the batched sweep)
+    arm_members: Callable[[], list[tuple[Any, int, nn.Module]]] | None = None
+    data_draw: Callable[[int], torch.Tensor] | None = None  # data seed -> the lab's raw training rows under it
+    # (arm, data) -> (the arm's net as its loop builds it, one pass of its loop over a few rows): dropout checks
+    arm_dropout_pass: Callable[[Any, GateData], tuple[nn.Module, Callable[[nn.Module], object]]] | None = None
 
 
 # The lab's text, not lab.data's constants: two rings of radius 1 and 4, radial noise U(-1, 1), centred at
@@ -109,4 +151,4 @@ def rings_spec(d: GateData):
     return check_rings_geometry(raw, torch.cat([d.y_train, d.y_val]), **LAB_RINGS)
 
 
-__all__ = ["GateData", "GateHooks", "InitCase", "LAB_RINGS", "PathPair", "rings_spec"]
+__all__ = ["ArmTrace", "GateData", "GateHooks", "InitCase", "LAB_RINGS", "PathPair", "StepTrace", "rings_spec"]

@@ -906,10 +906,13 @@ def _kurtosis(v: torch.Tensor) -> float:
 
 
 def check_init_statistics(build: Callable[[int], nn.Module], spec: str, n_target: int = 5_000, max_draws: int = 200,
-                          name: str = "init matches the configured distribution", scope: str = "gate") -> CheckResult:
+                          name: str = "init matches the configured distribution", scope: str = "gate",
+                          expected_std: tuple[float, ...] | None = None, bias: bool | None = None) -> CheckResult:
     """Per layer, weights pooled over seeded draws have mean 0 and the std the init prescribes (within
     INIT_SIGMAS standard errors), the right shape (normal vs uniform by kurtosis), zero biases; the same seed
-    gives the same weights and another seed other weights."""
+    gives the same weights and another seed other weights. ``expected_std``: the per-layer std an arm's label
+    promises (default: what the spec's rule gives); ``bias``: whether the layers must (True) or must not (False)
+    have biases (None: not checked)."""
     from lab.inits import parse_init, weight_std  # local: recipe stays importable without the init table
 
     parsed = parse_init(spec)
@@ -925,10 +928,16 @@ def check_init_statistics(build: Callable[[int], nn.Module], spec: str, n_target
         for pool, l in zip(pools, linear_layers(build(seed))):
             pool.append(l.weight.detach().flatten().cpu())
     problems, cells = [], []
+    if expected_std is not None and len(expected_std) != len(layers):
+        problems.append(f"{len(layers)} layers built, {len(expected_std)} promised")
+    if bias is not None and any((l.bias is not None) != bias for l in layers):
+        problems.append(f"layers built {'without' if bias else 'with'} biases, the arm promises "
+                        f"{'biases' if bias else 'none'}")
     for i, (pool, l) in enumerate(zip(pools, layers)):
         w = torch.cat(pool).double()
         n = w.numel()
-        want = weight_std(parsed, l.in_features, l.out_features)
+        want = (expected_std[i] if expected_std is not None and i < len(expected_std)
+                else weight_std(parsed, l.in_features, l.out_features))
         std, mean = float(w.std()), float(w.mean())
         cells.append(f"{std:.3g}")
         if want == 0:
@@ -957,7 +966,8 @@ def check_init_statistics(build: Callable[[int], nn.Module], spec: str, n_target
                             "generator)")
     detail = (f"{draws} seeded draw(s); per-layer weight std {', '.join(cells)}; biases zero; reproducible per seed"
               if not problems else "; ".join(problems) + f": the {spec} init is not applied as configured; see lab.inits")
-    expected = ", ".join(f"{weight_std(parsed, l.in_features, l.out_features):.3g}" for l in layers)
+    expected = ", ".join(f"{v:.3g}" for v in (expected_std if expected_std is not None else
+                                               [weight_std(parsed, l.in_features, l.out_features) for l in layers]))
     return CheckResult(name, not problems, f"std {', '.join(cells)}", f"std {expected}, bias 0", detail, scope)
 
 
@@ -1014,12 +1024,268 @@ def check_paths_agree(run: Callable[[], tuple[torch.Tensor, torch.Tensor]], tol:
     return CheckResult(name, passed, f"max rel diff {worst:.3g}", f"<= {tol:g}", detail, scope)
 
 
+
+# --- arms (lab.arms): each arm is what its label says ----------------------------------------------------------
+
+def rule_std(init: str, fan_in: int, fan_out: int) -> float:
+    """The weight std each init rule gives, from the rules' definitions (independent of lab.inits' table)."""
+    name, _, param = init.partition(":")
+    if name == "normal":
+        return float(param)
+    if name == "uniform":
+        return float(param) / math.sqrt(3.0)
+    if name in ("glorot", "glorot_uniform"):
+        return math.sqrt(2.0 / (fan_in + fan_out))
+    if name in ("he", "he_uniform"):
+        return math.sqrt(2.0 / fan_in)
+    if name == "zeros":
+        return 0.0
+    return math.nan
+
+
+def _same(got, want) -> bool:
+    if isinstance(want, (tuple, list)):
+        return isinstance(got, (tuple, list)) and len(got) == len(want) and all(_same(a, b) for a, b in zip(got, want))
+    if isinstance(want, float) or isinstance(got, float):
+        try:
+            return math.isclose(float(got), float(want), rel_tol=1e-6, abs_tol=1e-12)
+        except (TypeError, ValueError):
+            return False
+    return got == want
+
+
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(_show(v) for v in value) + ")"
+    return _g(value)
+
+
+def check_arm_promises(arms: list, expected: list[dict], widths: tuple[int, ...] | list[int],
+                       name: str = "every arm declared as the lab describes it", scope: str = "gate") -> CheckResult:
+    """Each declared arm (lab.arms.ArmSpec) against the lab's text for it (``expected``: one dict per arm with its
+    "key" and the fields the text fixes): same arms, and field by field the same init, per-layer std (from the
+    rule's definition), data transform, dropout rates, optimiser settings, seeds and length."""
+    problems = []
+    declared = {a.key: a for a in arms}
+    if len(declared) != len(arms):
+        problems.append("two arms share a key")
+    for e in expected:
+        key = e["key"]
+        arm = declared.get(key)
+        if arm is None:
+            problems.append(f"arm {key}: not declared (the lab's design runs it)")
+            continue
+        for field_name, want in e.items():
+            if field_name == "key":
+                continue
+            got = getattr(arm, field_name, None)
+            if not _same(got, want):
+                problems.append(f"arm {key} ({arm.label}): {field_name} {_show(got)}, the lab's design says {_show(want)}")
+        if "init" in e:
+            want_std = tuple(rule_std(e["init"], a, b) for a, b in zip(widths[:-1], widths[1:]))
+            if not _same(tuple(arm.layer_std), want_std):
+                problems.append(f"arm {key}: promised per-layer weight std {_show(tuple(arm.layer_std))}, the {e['init']} "
+                                f"rule gives {_show(want_std)}")
+    extra = [k for k in declared if k not in {e["key"] for e in expected}]
+    problems += [f"arm {k}: declared but not part of the lab's design" for k in extra]
+    detail = (f"{len(arms)} arms, each with the init (and per-layer std), data, dropout, optimiser, seeds and length the "
+              "lab's design gives it") if not problems else "; ".join(problems[:6]) + (
+        f" (+{len(problems) - 6} more)" if len(problems) > 6 else "") + ": fix the experiment's arms() declaration"
+    return CheckResult(name, not problems, f"{len(arms)} arms, {len(problems)} mismatch(es)", f"{len(expected)} arms as "
+                       "designed", detail, scope)
+
+
+def check_arm_inputs(arm, got: tuple, x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tensor,
+                     y_val: torch.Tensor, raw_train: torch.Tensor | None = None, raw_val: torch.Tensor | None = None,
+                     name: str = "the arm's data are the promised transform", scope: str = "gate") -> CheckResult:
+    """The (x_train, y_train, x_val, y_val) an arm trains on must be the promised transform of the normalised data:
+    raw or normalised inputs times the arm's scale on every split; training labels as given, or (``labels ==
+    "shuffled"``) a permutation of them that moved many labels; validation labels untouched."""
+    problems = []
+    gx, gy, gxv, gyv = got
+    base = {"raw": (raw_train, raw_val), "normalised": (x_train, x_val)}.get(arm.inputs)
+    if base is None or base[0] is None:
+        problems.append(f"unknown input kind {arm.inputs!r}")
+    else:
+        for split, g, b in (("training", gx, base[0]), ("validation", gxv, base[1])):
+            if g.numel() != b.numel():
+                problems.append(f"{split} inputs have {tuple(g.shape)} values, the data {tuple(b.shape)}")
+                continue
+            if arm.scale == 1.0 and torch.equal(g, b.reshape(g.shape)):
+                continue  # exactly the data (the common case: one cheap comparison)
+            want = b.reshape(g.shape) * arm.scale
+            err = float(((g.double() - want.double()).abs() / want.double().abs().clamp_min(1e-6 * max(arm.scale, 1e-30))).max())
+            if not err <= 1e-5:
+                ratio = float(g.double().abs().mean() / b.double().abs().mean().clamp_min(1e-30))
+                problems.append(f"{split} inputs are not the {arm.inputs} data x {arm.scale:g} (measured scale "
+                                f"{ratio:.4g} of the {arm.inputs} data, max rel diff {err:.3g})")
+    if not torch.equal(gyv.cpu(), y_val.cpu()):
+        problems.append("validation labels changed")
+    if arm.labels == "shuffled":
+        moved = float((gy.cpu() != y_train.cpu()).double().mean()) if gy.shape == y_train.shape else math.nan
+        if gy.shape != y_train.shape or not torch.equal(torch.bincount(gy.cpu()), torch.bincount(y_train.cpu())):
+            problems.append("training labels are not a permutation of the data's labels")
+        elif not moved >= 0.25:
+            problems.append(f"only {moved:.1%} of the training labels moved: not shuffled")
+    elif not torch.equal(gy.cpu(), y_train.cpu()):
+        problems.append(f"training labels differ from the data's ({float((gy.cpu() != y_train.cpu()).double().mean()):.1%}"
+                        " moved), the arm promises them as given" if gy.shape == y_train.shape else
+                        "training labels have another length than the data's")
+    desc = f"{arm.inputs} inputs x {arm.scale:g}, labels {arm.labels}"
+    detail = f"arm {arm.key}: {desc}" if not problems else f"arm {arm.key} ({arm.label}): " + "; ".join(problems)
+    return CheckResult(name, not problems, desc if not problems else "; ".join(problems)[:120], desc, detail, scope)
+
+
+def _flat_params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().double().flatten().cpu() for p in model.parameters()])
+
+
+def reference_step(before: nn.Module, optimizer: str, settings: dict, x: torch.Tensor, y: torch.Tensor,
+                   opt_state: dict[int, dict] | None = None, rng_state: torch.Tensor | None = None,
+                   cuda_rng_state: torch.Tensor | None = None) -> nn.Module:
+    """The textbook step on a copy of ``before``: a fresh torch.optim.<optimizer>(**settings) (its state, if given,
+    copied in), cross-entropy on (x, y) in train mode (dropout masks from the given RNG state), backward, step."""
+    import copy
+
+    ref = copy.deepcopy(before)
+    ref.train()
+    params = list(ref.parameters())
+    opt = getattr(torch.optim, optimizer)(params, **settings)
+    for i, p in enumerate(params):
+        if opt_state and i in opt_state:
+            opt.state[p] = {k: (v.clone() if torch.is_tensor(v) else v) for k, v in opt_state[i].items()}
+    devices = [x.device.index or 0] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if rng_state is not None:
+            torch.set_rng_state(rng_state)
+        if cuda_rng_state is not None and devices:
+            torch.cuda.set_rng_state(cuda_rng_state, devices[0])
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(ref(x), y).backward()
+        opt.step()
+    return ref
+
+
+def check_arm_training(arm, trace, x_ref: torch.Tensor, y_ref: torch.Tensor, rtol: float = 1e-3,
+                       name: str = "the arm trains as promised", scope: str = "gate") -> CheckResult:
+    """After the arm's real loop ran its configured length: the optimiser is still the promised type with the
+    promised settings (every key of its param_groups vs a fresh torch.optim of the promise: a momentum, beta,
+    decay or new key switched on mid-training shows), and each observed step (early and late) moved the weights
+    exactly like the textbook step of the promised optimiser on the same batch (same dropout masks): catches a
+    wrong lr, clipping, momentum or a transform of the data inside the loop, whenever it starts."""
+    from lab.arms import IMPLEMENTATION_KEYS  # local: the recipe stays importable without lab.arms
+
+    problems, cells = [], []
+    settings = arm.optimizer_settings()
+    if trace.param_groups is not None:
+        if trace.optimizer != arm.optimizer:
+            problems.append(f"{trace.optimizer} instead of {arm.optimizer}")
+        fresh = getattr(torch.optim, arm.optimizer)([torch.zeros(1, requires_grad=True)], **settings).param_groups[0]
+        for i, group in enumerate(trace.param_groups):
+            for key in sorted((set(group) | set(fresh)) - set(IMPLEMENTATION_KEYS)):
+                got, want = group.get(key), fresh.get(key)
+                if not _same(got, want):
+                    problems.append(f"param group {i}: {key} {_show(got)} after {trace.length}, promised {_show(want)}")
+    for st in trace.steps:
+        x = st.x if st.x is not None else x_ref
+        y = st.y if st.y is not None else y_ref
+        b = _flat_params(st.before)
+        if not bool(torch.isfinite(b).all()):
+            cells.append(f"{st.when}: diverged before it (not compared)")
+            continue
+        ref = reference_step(st.before, arm.optimizer, settings, x, y, st.opt_state, st.rng_state, st.cuda_rng_state)
+        d_real, d_ref = _flat_params(st.after) - b, _flat_params(ref) - b
+        both_bad = ~torch.isfinite(d_real) & ~torch.isfinite(d_ref)
+        ok = ~both_bad
+        scale = float(d_ref[ok & torch.isfinite(d_ref)].abs().max()) if bool((ok & torch.isfinite(d_ref)).any()) else 0.0
+        diff = (d_real[ok] - d_ref[ok]).abs()
+        worst = float(diff.max()) / max(scale, 1e-30) if diff.numel() else 0.0
+        if scale == 0.0 and diff.numel():
+            worst = 0.0 if float(diff.max()) == 0.0 else math.inf
+        cells.append(f"{st.when}: rel diff {worst:.2g}")
+        if not worst <= rtol:
+            problems.append(f"{st.when}: the update differs from a plain {arm.optimizer}({_show(settings)}) step on the "
+                            f"same batch by {worst:.3g} of its size (another lr, momentum or betas, clipping, or other "
+                            "inputs inside the loop?)")
+    detail = (f"arm {arm.key} after {trace.length}: {arm.optimizer} settings as promised; " + "; ".join(cells)
+              if not problems else f"arm {arm.key} ({arm.label}): " + "; ".join(problems))
+    return CheckResult(name, not problems, "; ".join(cells) or "no step", f"{arm.optimizer} {_show(settings)}, steps "
+                       f"= reference within {rtol:g}", detail, scope)
+
+
+def check_seed_effects(probes: list[tuple], shared: tuple[str, ...] = (), fixed: dict[str, set] | None = None,
+                       name: str = "seeds do what the report says", scope: str = "gate") -> CheckResult:
+    """``probes``: [(arm, seed, {quantity: tensor})] from the arms' real code (a quantity is what the seed drives:
+    the init draw, the minibatch order, the dropout masks); the first two entries must be the same arm and seed
+    probed twice. The same seed must give the same quantities; two seeds of one arm group other ones (except
+    ``fixed[quantity]``: groups where the quantity has no randomness, e.g. all-zero weights); the arms of one seed
+    share the ``shared`` quantities."""
+    fixed = fixed or {}
+    problems = []
+    (a0, s0, q0), (a1, s1, q1) = probes[0], probes[1]
+    for k in q0:
+        if not torch.equal(q0[k], q1[k]):
+            problems.append(f"arm {a0.key}, seed {s0}: the same seed gave another {k} on a second run")
+    rest = probes[1:]
+    for i, (a, s, q) in enumerate(rest):
+        for b, t, r in rest[i + 1:]:
+            for k in q:
+                if k not in r or q[k].shape != r[k].shape:
+                    continue
+                equal = torch.equal(q[k], r[k])
+                if a.group == b.group and s != t and equal and a.group not in fixed.get(k, set()):
+                    problems.append(f"arms {a.key} and {b.key}: seeds {s} and {t} give the same {k}")
+                elif s == t and a.group != b.group and k in shared and not equal:
+                    problems.append(f"arms {a.key} and {b.key} of seed {s} do not share their {k}")
+    what = ", ".join(sorted({k for _, _, q in probes for k in q}))
+    detail = (f"{len(rest)} arm x seed probes ({what}): each seed its own, the same seed the same"
+              + (f", {' and '.join(shared)} shared by the arms of a seed" if shared else "")
+              if not problems else "; ".join(list(dict.fromkeys(problems))[:5]))
+    return CheckResult(name, not problems, f"{len(problems)} problem(s)", "distinct per seed, equal per seed", detail,
+                       scope)
+
+
+def check_seed_bookkeeping(members: list[tuple[str, bool]], data_seed: tuple[int, bool] | None,
+                           mask_seeds: dict[int, tuple[int, ...]], name: str = "seeds line up with what they label",
+                           scope: str = "gate") -> CheckResult:
+    """``members``: (label, whether the net a combined build labels so equals that arm built alone under that seed);
+    ``data_seed``: (the promised data seed, whether the loaded data are the lab's draw under it); ``mask_seeds``:
+    training seed -> the Monte-Carlo mask seeds of its net, which must all differ across training seeds."""
+    problems = []
+    off = [label for label, same in members if not same]
+    if off:
+        problems.append(f"{len(off)} of {len(members)} nets of the combined build are not the arm and seed they are "
+                        f"labelled (first: {off[0]}): the inits, seeds and members lists no longer line up")
+    if data_seed is not None and not data_seed[1]:
+        problems.append(f"the data are not the lab's draw under the data seed {data_seed[0]} (drawn from another seed, "
+                        "a model seed?)")
+    owner: dict[int, int] = {}
+    for train_seed, seeds in mask_seeds.items():
+        for m in seeds:
+            if m in owner and owner[m] != train_seed:
+                problems.append(f"mask seed {m} is used by training seeds {owner[m]} and {train_seed}: their ensembles "
+                                "share masks")
+                break
+            owner[m] = train_seed
+        if len(set(seeds)) != len(seeds):
+            problems.append(f"training seed {train_seed} repeats a mask seed")
+    parts = [f"{len(members)} combined-build nets = their arm and seed" if members else "",
+             f"data drawn from seed {data_seed[0]}" if data_seed else "",
+             f"mask seeds distinct over {len(mask_seeds)} training seeds" if mask_seeds else ""]
+    detail = "; ".join(p for p in parts if p) or "nothing to line up" if not problems else "; ".join(problems)
+    return CheckResult(name, not problems, f"{len(problems)} problem(s)", "all line up", detail, scope)
+
 __all__ = [
     "ACTIVATION_MAX_RATIO",
     "INIT_LOSS_REL_TOL",
     "OVERFIT_MAX_LOSS",
     "Tap",
     "check_activation_record",
+    "check_arm_inputs",
+    "check_arm_promises",
+    "check_arm_training",
+    "check_seed_bookkeeping",
+    "check_seed_effects",
     "check_activation_stability",
     "check_architecture",
     "check_batch_independence",
@@ -1051,4 +1317,6 @@ __all__ = [
     "check_step_matches_reference",
     "linear_layers",
     "measure_dropout",
+    "reference_step",
+    "rule_std",
 ]

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lab.arms import ArmSpec, layer_std
 from lab.config import DeepInitConfig
 from lab.context import RunContext
 from lab.data import Split, rings_split
@@ -89,10 +90,30 @@ def load_data(cfg: DeepInitConfig, device: torch.device) -> Split:
     return rings_split(cfg.n_train, cfg.n_samples, cfg.seed).to(device)
 
 
+def net_seed(cfg: DeepInitConfig, net: int) -> int:
+    """The seed of weight draw ``net``. The same for every init (common random numbers): the nets of one draw
+    differ only by the weight scale the init chooses."""
+    return cfg.seed * 1000 + net
+
+
+def net_seeds(cfg: DeepInitConfig) -> list[int]:
+    return [net_seed(cfg, net) for net in range(cfg.n_nets)]
+
+
+def build_net(cfg: DeepInitConfig, init: str, seed: int, device: torch.device) -> MLP:
+    """The deep net under one init, its weights drawn from a generator seeded with ``seed``."""
+    return MLP(widths(cfg), init=init, generator=torch.Generator().manual_seed(seed)).to(device)
+
+
 def make_model(cfg: DeepInitConfig, spec: str, net: int, device: torch.device) -> MLP:
-    """Weight draw ``net`` of the deep net under one init. Same generator seed for every init (common random
-    numbers): the nets of one draw differ only by the weight scale the init chooses."""
-    return MLP(widths(cfg), init=spec, generator=torch.Generator().manual_seed(cfg.seed * 1000 + net)).to(device)
+    """Weight draw ``net`` of the deep net under one init."""
+    return build_net(cfg, spec, net_seed(cfg, net), device)
+
+
+def arms(cfg: DeepInitConfig) -> list[ArmSpec]:
+    """Each configured init with its weight-draw seeds (lab.arms): run() measures exactly these nets."""
+    return [ArmSpec("deep_init", "inits", spec, parse_init(spec).label, spec, layer_std(spec, widths(cfg)),
+                    tuple(net_seeds(cfg)), data_seed=cfg.seed) for spec in cfg.inits]
 
 
 def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
@@ -102,10 +123,11 @@ def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
     input_sq_mean = float((x**2).mean())
     per_init: dict[str, dict] = {}
     findings = []
-    jobs = [(spec, net) for spec in cfg.inits for net in range(cfg.n_nets)]
+    jobs = [(arm, net, seed) for arm in arms(cfg) for net, seed in enumerate(arm.seeds)]
     runs: dict[str, list[dict]] = {spec: [] for spec in cfg.inits}
-    for spec, net in ctx.progress(jobs, desc="deep_init nets"):
-        model = make_model(cfg, spec, net, ctx.device)
+    for arm, net, seed in ctx.progress(jobs, desc="deep_init nets"):
+        spec = arm.key
+        model = build_net(cfg, arm.init, seed, ctx.device)
         runs[spec].append(measure_net(model, x, y))
         if net == 0:
             label = parse_init(spec).label
@@ -147,9 +169,14 @@ def gate_hooks(cfg: DeepInitConfig, device: torch.device) -> GateHooks:
         return measure_net(model, x, torch.zeros(x.shape[0], dtype=torch.long, device=x.device))
 
     def builder(spec: str):
-        return lambda seed: make_model(cfg, spec, seed, device)
+        """Draw ``seed`` of the net under ``spec``, through build_net and net_seed as run() builds its arms."""
+        return lambda seed: build_net(cfg, spec, net_seed(cfg, seed), device)
 
     stable = "he" if "he" in cfg.inits else cfg.inits[-1]
+    # The lab's text, from the config (never from arms()): each init on the nets of seeds 1000 * seed + net.
+    expected = [{"key": spec, "init": spec, "seeds": tuple(cfg.seed * 1000 + n for n in range(cfg.n_nets)),
+                 "bias": True, "inputs": "normalised", "scale": 1.0, "p_input": 0.0, "p_hidden": 0.0, "optimizer": ""}
+                for spec in cfg.inits]
     return GateHooks(
         experiment="deep_init",
         label="Part 2",
@@ -157,10 +184,15 @@ def gate_hooks(cfg: DeepInitConfig, device: torch.device) -> GateHooks:
         data_spec=rings_spec,
         widths=(2, *[cfg.width] * cfg.depth, 2),  # from the config, not from widths(): the check's expectation
         build_model=lambda dropout=True, seed=None: make_model(cfg, stable, 0 if seed is None else seed, device),
-        inits={spec: InitCase(spec, builder(spec), "make_model") for spec in cfg.inits},
+        # each init arm's own rule and nets (its per-layer std is its check): the arms' init check for this part
+        inits={arm.key: InitCase(arm.init, builder(arm.init), "build_net") for arm in arms(cfg)},
         stable_inits=("he",) if "he" in cfg.inits else (),
         activation_stats=stats,
+        arms=arms(cfg),
+        arms_expected=expected,
+        arm_probe=lambda arm, d, seed: {"init": torch.cat([p.detach().flatten() for p in
+                                                           build_net(cfg, arm.init, seed, device).parameters()])},
     )
 
 
-__all__ = ["gate_hooks", "load_data", "make_model", "widths", "growth_factor", "measure_net", "predicted_stats", "run"]
+__all__ = ["arms", "build_net", "gate_hooks", "net_seed", "net_seeds", "load_data", "make_model", "widths", "growth_factor", "measure_net", "predicted_stats", "run"]

@@ -15,24 +15,28 @@ usual eval-mode (weight-scaling) prediction.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 
 from lab import thinned
+from lab.arms import ArmSpec, layer_std
+from lab.batched import single_thread
 from lab.config import DropoutConfig, with_derived_seed
 from lab.context import RunContext
 from lab.data import MnistSplit, Split, mnist_split
 from lab.experiments import Outcome
 from lab.experiments.deep_init import predicted_stats
-from lab.hooks import GateData, GateHooks, InitCase, PathPair
+from lab.hooks import ArmTrace, GateData, GateHooks, PathPair, StepTrace
+from lab.inits import parse_init
 from lab.models import MLP
-from lab.recipe import check_disjoint_content, check_init_loss, check_normalized
+from lab.recipe import Tap, check_disjoint_content, check_init_loss, check_normalized
 from lab.results import CheckResult
 from lab.train import evaluate, train_step
 
@@ -47,6 +51,11 @@ GATE_FIT_EPOCHS = 3
 SEED_STRIDE = 10
 ESTIMATORS = ("thinned", "per_image")  # one mask per pass shared by all images (the study's), or one per image
 GATE_PATH_ROWS, GATE_PATH_MASKS = 500, 3  # the thinned-network path check: validation rows x mask draws
+# The gate runs each sampled arm's train_arm for all its epochs on GATE_ARM_ROWS training rows (one minibatch, so
+# one step per epoch) and scores GATE_ARM_ROWS validation rows after each: ~80 small steps per arm.
+GATE_ARM_ROWS = 8
+GATE_PLAIN_EPOCHS = 3
+GATE_PROBE_ROWS = 200  # training rows of the gate's one-epoch seed probes (two minibatches)
 
 
 @contextmanager
@@ -148,10 +157,13 @@ def summarize(curves: dict) -> dict:
     return out
 
 
-def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_hidden: float, ctx: RunContext) -> tuple[MLP, dict]:
+def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_hidden: float, ctx: RunContext,
+              on_epoch: Callable[[int, MLP, torch.optim.Optimizer], bool | None] | None = None) -> tuple[MLP, dict]:
     """Train one arm for cfg.epochs; eval-mode scores at epoch 0 (init) and after every epoch.
 
     A NaN/Inf training loss ends the arm and records ``diverged_at`` (the epoch); it never raises.
+    ``on_epoch(done, model, optimizer)``, if given, is called before each epoch and after the last (``done`` =
+    epochs done so far); it returning True ends training there: the gate watches the real loop through it.
     """
     s = data.split
     model = make_model(cfg, p_input, p_hidden, ctx.device)
@@ -162,6 +174,8 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
     diverged_at = None
     with seeded(cfg.seed + 2, ctx.device):  # training dropout masks
         for epoch in ctx.progress(range(1, cfg.epochs + 1), desc=f"dropout: {arm}"):
+            if on_epoch is not None and on_epoch(epoch - 1, model, optimizer):
+                break
             start = time.perf_counter()
             # mean minibatch loss as seen while training
             run_loss = float(train_epoch(model, optimizer, s.x_train, s.y_train, cfg.batch_size, order_gen))
@@ -175,8 +189,11 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
             if not math.isfinite(run_loss):
                 diverged_at = epoch
                 break
+        else:
+            if on_epoch is not None:
+                on_epoch(cfg.epochs, model, optimizer)
     record = {
-        "label": f"dropout (input {p_input:.0%}, hidden {p_hidden:.0%})" if p_input or p_hidden else "no dropout",
+        "label": arm_label(p_input, p_hidden),
         "p_input": p_input,
         "p_hidden": p_hidden,
         **curves,
@@ -185,6 +202,10 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
     }
     record["summary"] = summarize(record)
     return model, record
+
+
+def arm_label(p_input: float, p_hidden: float) -> str:
+    return f"dropout (input {p_input:.0%}, hidden {p_hidden:.0%})" if p_input or p_hidden else "no dropout"
 
 
 def train_seeds(cfg: DropoutConfig) -> list[int]:
@@ -284,12 +305,14 @@ def mc_images(cfg: DropoutConfig, data: MnistSplit) -> tuple[torch.Tensor, torch
     return s.x_val[:n], s.y_val[:n]
 
 
-def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, train_seed: int, ctx: RunContext) -> dict:
+def mc_study(cfg: DropoutConfig, model: MLP, data: MnistSplit, train_seed: int, ctx: RunContext,
+             seeds: tuple[int, ...] | None = None) -> dict:
     """One training seed's dropout net as an ensemble: n_mask_seeds thinned-network runs to k_max, the per-image
-    reference to k_max_reference, and the eval-mode (weight-scaling) error on the same images."""
+    reference to k_max_reference, and the eval-mode (weight-scaling) error on the same images. ``seeds``: the mask
+    seeds (the last one the reference's), as the arm declares them; default mask_seeds(train_seed, n_mask_seeds)."""
     x, y = mc_images(cfg, data)
     ks = k_grid(cfg.k_max)
-    *seeds, ref_seed = mask_seeds(train_seed, cfg.n_mask_seeds)
+    *seeds, ref_seed = seeds if seeds is not None else mask_seeds(train_seed, cfg.n_mask_seeds)
     runs = [mc_ensemble(model, x, y, ks, seed, ctx) for seed in seeds]
     base = evaluate_rows(model, x, y)  # weight scaling: dropout off, activations scaled (inverted dropout)
     out = {
@@ -357,6 +380,47 @@ def arm_settings(cfg: DropoutConfig) -> dict[str, tuple[float, float]]:
     return {"dropout": (cfg.p_input, cfg.p_hidden), "no_dropout": (0.0, 0.0)}
 
 
+# AdamW's betas and eps: torch's defaults, which the lab keeps (the results record them from the optimiser).
+ADAMW_BETAS, ADAMW_EPS = (0.9, 0.999), 1e-8
+
+
+def arms(cfg: DropoutConfig) -> list[ArmSpec]:
+    """Both arms under each training seed, in training order (lab.arms): run() trains exactly these. The dropout
+    arm's net also becomes the Monte-Carlo ensembles of its mask seeds."""
+    init = f"normal:{cfg.sigma}"
+    out = []
+    for seed in train_seeds(cfg):
+        for name, (p_in, p_hid) in arm_settings(cfg).items():
+            out.append(ArmSpec(
+                "dropout", name, f"{name}@{seed}", arm_label(p_in, p_hid), init, layer_std(init, (784, *cfg.hidden, 10)),
+                (seed,), p_input=p_in, p_hidden=p_hid, optimizer="AdamW", lr=cfg.lr, weight_decay=cfg.weight_decay,
+                betas=ADAMW_BETAS, eps=ADAMW_EPS, epochs=cfg.epochs, batch_size=cfg.batch_size,
+                mask_seeds=tuple(mask_seeds(seed, cfg.n_mask_seeds)) if p_in or p_hid else ()))
+    return out
+
+
+def train_inputs(arm: ArmSpec, data: MnistSplit) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What train_arm feeds an arm: the normalised split as loaded (no arm of this part transforms its data)."""
+    s = data.split
+    return s.x_train, s.y_train, s.x_val, s.y_val
+
+
+def run_arm(cfg: DropoutConfig, arm: ArmSpec, data: MnistSplit, ctx: RunContext,
+            on_epoch: Callable[[int, MLP, torch.optim.Optimizer], bool | None] | None = None) -> tuple[MLP, dict]:
+    """Train one declared arm: train_arm under the arm's config, dropout rates and seed (run() and the gate)."""
+    return train_arm(arm_config(cfg, arm), data, f"{arm.group}, seed {arm.seeds[0]}", arm.p_input, arm.p_hidden, ctx,
+                     on_epoch=on_epoch)
+
+
+def arm_config(cfg: DropoutConfig, arm: ArmSpec) -> DropoutConfig:
+    """cfg as one arm trains under it: the arm's seed, init scale, optimiser settings and length."""
+    out = with_derived_seed(cfg, arm.seeds[0])
+    for name, value in (("sigma", parse_init(arm.init).param), ("lr", arm.lr), ("weight_decay", arm.weight_decay),
+                        ("epochs", arm.epochs), ("batch_size", arm.batch_size)):
+        object.__setattr__(out, name, value)
+    return out
+
+
 def init_records(records: list[dict]) -> dict:
     """The per-seed init records as one: shared quantities once, measured ones as per-seed lists."""
     varying = ("loss", "logit_std")
@@ -377,23 +441,27 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         check_disjoint_content(s.x_train, s.x_val, name="MNIST train/validation disjoint by content", scope="finding"),
     ]
 
-    arms = {arm: {"p_input": p_in, "p_hidden": p_hid, "runs": []} for arm, (p_in, p_hid) in arm_settings(cfg).items()}
+    declared = arms(cfg)
+    arms_ = {arm: {"p_input": p_in, "p_hidden": p_hid, "runs": []} for arm, (p_in, p_hid) in arm_settings(cfg).items()}
     mc_runs, test_runs, optimizer, pass_s = [], [], None, None
     mc_s = 0.0
     weights = {}  # final state_dict per training seed and arm: saved beside the JSON, read by the audit (checks/audit)
     for seed in seeds:
-        models = {}
-        for arm, (p_in, p_hid) in arm_settings(cfg).items():
-            models[arm], record = train_arm(with_derived_seed(cfg, seed), data, f"{arm}, seed {seed}", p_in, p_hid, ctx)
-            weights[weight_file(seed, arm)] = {k: v.detach().cpu().clone() for k, v in models[arm].state_dict().items()}
-            arms[arm]["label"] = record.pop("label")
+        models, specs = {}, {}
+        for spec in (a for a in declared if a.seeds == (seed,)):
+            arm = spec.group
+            models[arm], record = run_arm(cfg, spec, data, ctx)
+            specs[arm] = spec
+            weights[weight_file(spec.seeds[0], arm)] = {k: v.detach().cpu().clone() for k, v in models[arm].state_dict().items()}
+            arms_[arm]["label"] = record.pop("label")
             optimizer = record.pop("optimizer")
-            arms[arm]["runs"].append({"train_seed": seed, **{k: v for k, v in record.items() if not k.startswith("p_")}})
+            arms_[arm]["runs"].append({"train_seed": spec.seeds[0],
+                                       **{k: v for k, v in record.items() if not k.startswith("p_")}})
         t_mc = time.perf_counter()
-        if arms["dropout"]["runs"][-1]["diverged_at"] is None:
-            mc_runs.append(mc_study(cfg, models["dropout"], data, seed, ctx))
+        if arms_["dropout"]["runs"][-1]["diverged_at"] is None:
+            mc_runs.append(mc_study(cfg, models["dropout"], data, seed, ctx, specs["dropout"].mask_seeds))
             if pass_s is None:  # pass costs do not depend on the weights: timed once, on the first trained net
-                pass_s = time_passes(models["dropout"], mc_images(cfg, data)[0], mask_seeds(seed, cfg.n_mask_seeds)[-1] + 1)
+                pass_s = time_passes(models["dropout"], mc_images(cfg, data)[0], specs["dropout"].mask_seeds[-1] + 1)
         mc_s += time.perf_counter() - t_mc
         if cfg.final and data.x_test is not None:
             test_runs.append({arm: evaluate_rows(m, data.x_test, data.y_test) for arm, m in models.items()})
@@ -412,7 +480,7 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         }
     test = None
     if test_runs:
-        test = {"n_test": int(data.x_test.shape[0]), "arms": {arm: [t[arm] for t in test_runs] for arm in arms}}
+        test = {"n_test": int(data.x_test.shape[0]), "arms": {arm: [t[arm] for t in test_runs] for arm in arms_}}
 
     metrics = {
         "data": {
@@ -433,13 +501,13 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         "train_seeds": seeds,
         "init": init_records([record for record, _ in inits]),
         "epochs": list(range(cfg.epochs + 1)),  # an arm that diverged has shorter curves
-        "arms": arms,
+        "arms": arms_,
         "mc": mc,
         "test": test,
         "timing_s": {
             "data": data_s,
-            "train": {arm: sum(t for r in arms[arm]["runs"] for t in r["train_time_s"] if t is not None) for arm in arms},
-            "eval": {arm: sum(t for r in arms[arm]["runs"] for t in r["eval_time_s"] if t is not None) for arm in arms},
+            "train": {arm: sum(t for r in arms_[arm]["runs"] for t in r["train_time_s"] if t is not None) for arm in arms_},
+            "eval": {arm: sum(t for r in arms_[arm]["runs"] for t in r["eval_time_s"] if t is not None) for arm in arms_},
             "mc": mc_s,
         },
     }
@@ -520,6 +588,122 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         fast = torch.stack([thinned.thinned_logits(model, m, thinned.as_columns(x)) for m in masks])
         return fast, torch.stack([thinned.masked_logits(model, m, x) for m in masks])
 
+    # --- the arms: the declaration run() consumes, each arm's pieces through train_arm itself -------------------
+    declared = arms(cfg)
+    init = f"normal:{cfg.sigma}"
+    # The lab's text, from the config (never from arms()): under training seed cfg.seed + 10 i, the dropout arm
+    # (input p_input, hidden p_hidden) and the plain arm, same init rule, AdamW with torch's betas and eps.
+    expected = [{"key": f"{name}@{cfg.seed + 10 * i}", "seeds": (cfg.seed + 10 * i,), "init": init, "bias": True,
+                 "p_input": p_in, "p_hidden": p_hid, "optimizer": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay,
+                 "betas": (0.9, 0.999), "eps": 1e-8, "momentum": 0.0, "epochs": cfg.epochs,
+                 "batch_size": cfg.batch_size, "inputs": "normalised", "scale": 1.0, "labels": "as given"}
+                for i in range(cfg.n_train_seeds)
+                for name, p_in, p_hid in (("dropout", cfg.p_input, cfg.p_hidden), ("no_dropout", 0.0, 0.0))]
+    quiet = RunContext(device=device, quiet=True)
+
+    def rows_of(d: GateData, n: int, m: int) -> MnistSplit:
+        split = Split(d.x_train[:n], d.y_train[:n], d.x_val[:m], d.y_val[:m], torch.zeros(()), torch.ones(()), 10)
+        return MnistSplit(split, (0, n), (n, n + m))
+
+    def fit(arm, data: MnistSplit, epochs: int | None, on_epoch):
+        """run_arm itself (what run() calls for each arm), on the rows given, optionally for fewer epochs. One CPU
+        thread: these are tens of rows, where a second thread only waits (lab.batched.single_thread)."""
+        with single_thread(device):
+            return run_arm(cfg, arm if epochs is None else replace(arm, epochs=epochs), data, quiet, on_epoch=on_epoch)
+
+    def arm_net(arm, seed: int, data: MnistSplit):
+        """The net and optimiser train_arm builds for the arm under ``seed`` (stopped before its first epoch)."""
+        got = {}
+
+        def stop(done, model, optimizer):
+            got.update(model=model, optimizer=optimizer)
+            return True
+        fit(replace(arm, seeds=(seed,)), data, 1, stop)
+        return got["model"], got["optimizer"]
+
+    blank = MnistSplit(Split(torch.zeros(10, 784, device=device), torch.zeros(10, dtype=torch.long, device=device),
+                             torch.zeros(10, 784, device=device), torch.zeros(10, dtype=torch.long, device=device),
+                             torch.zeros(()), torch.ones(()), 10), (0, 10), (10, 20))
+
+    def row_index(x_rows: torch.Tensor, fed: torch.Tensor) -> torch.Tensor:
+        where = {bytes(r.cpu().numpy().tobytes()): i for i, r in enumerate(x_rows)}
+        return torch.tensor([where.get(bytes(r.cpu().numpy().tobytes()), -1) for r in fed])
+
+    def arm_trace(arm, d: GateData) -> ArmTrace:
+        """train_arm for the arm's epochs on a few rows (one minibatch); the first and the last step observed."""
+        n = min(GATE_ARM_ROWS, arm.batch_size)
+        data = rows_of(d, n, GATE_ARM_ROWS)
+        steps: list[StepTrace] = []
+        seen: dict = {}
+
+        def watch(when, model, optimizer):
+            handles = []
+            snap: dict = {}
+
+            def pre_forward(module, args):
+                if module.training and "before" not in snap:
+                    snap.update(before=copy.deepcopy(module), x=args[0].detach().clone(), rng=torch.get_rng_state(),
+                                cuda=torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+            def pre_step(opt, args, kwargs):
+                params = [p for g in opt.param_groups for p in g["params"]]
+                snap["state"] = {i: {k: (v.clone() if torch.is_tensor(v) else v) for k, v in opt.state[p].items()}
+                                 for i, p in enumerate(params) if p in opt.state}
+
+            def post_step(opt, args, kwargs):
+                for h in handles:
+                    h.remove()
+                fed = snap["x"]
+                idx = row_index(data.split.x_train, fed)
+                steps.append(StepTrace(when, snap["before"], copy.deepcopy(model), fed, data.split.y_train[idx.clamp_min(0)],
+                                       snap["rng"], snap["cuda"], snap.get("state")))
+            handles += [model.register_forward_pre_hook(pre_forward), optimizer.register_step_pre_hook(pre_step),
+                        optimizer.register_step_post_hook(post_step)]
+
+        # The dropout arm runs all its epochs (a change switched on late in the loop shows); the plain arm, whose
+        # loop is the same train_arm, GATE_PLAIN_EPOCHS of them (its own settings and steps): half the cost.
+        epochs = arm.epochs if arm.p_input or arm.p_hidden else min(arm.epochs, GATE_PLAIN_EPOCHS)
+
+        def on_epoch(done, model, optimizer):
+            seen["optimizer"] = optimizer
+            if done == 0:
+                watch(f"epoch 1 of {epochs}", model, optimizer)
+            if done == epochs - 1 and done > 0:
+                watch(f"epoch {epochs} of {epochs}", model, optimizer)
+        fit(arm, data, epochs, on_epoch)
+        opt = seen["optimizer"]
+        return ArmTrace(f"{epochs} epochs of train_arm on {n} training rows", n, steps, type(opt).__name__,
+                        [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups])
+
+    def arm_probe(arm, d: GateData, seed: int) -> dict[str, torch.Tensor]:
+        """One epoch of train_arm under ``seed``: its init draw, its first minibatch's rows and input masks."""
+        n = GATE_PROBE_ROWS
+        data = rows_of(d, n, 10)
+        got: dict = {}
+
+        def on_epoch(done, model, optimizer):
+            if done == 0:
+                got["init"] = model.layers[0].weight.detach()[:4].clone()
+                got["tap"] = Tap(model).__enter__()
+            else:
+                got["tap"].__exit__(None, None, None)
+        fit(replace(arm, seeds=(seed,)), data, 1, on_epoch)
+        tap = got["tap"]
+        fed, dropped_in = tap.model_in[0], tap.ins[0][0]
+        return {"init": got["init"], "order": row_index(data.split.x_train, fed),
+                "masks": (dropped_in == 0) & (fed != 0)}
+
+    def arm_dropout_pass(arm, d: GateData):
+        """The net train_arm builds for the arm, and one pass of train_epoch (its loop) over two minibatches."""
+        model, optimizer = arm_net(arm, arm.seeds[0], blank)
+        rows = 2 * arm.batch_size
+        x, y = d.x_train[:rows], d.y_train[:rows]
+        def run(m):
+            with single_thread(device):
+                train_epoch(m, optimizer, x, y, arm.batch_size, torch.Generator().manual_seed(0))
+        return model, run
+
+    first_seed = declared[0].seeds
     return GateHooks(
         experiment="dropout",
         label="Part 3",
@@ -528,7 +712,7 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
         build_model=build,
         p_input=cfg.p_input,
         p_hidden=cfg.p_hidden,
-        inits={f"N(0, {cfg.sigma:g})": InitCase(f"normal:{cfg.sigma}", lambda seed: build(seed=seed), "make_model")},
+        # the init is checked per arm (arms_init: the nets train_arm builds, against each arm's promised std)
         make_optimizer=lambda model: make_optimizer(cfg, model),
         optimizer_expected={"type": "AdamW", "lr": cfg.lr, "weight_decay": cfg.weight_decay},
         train_epoch=epoch,
@@ -551,9 +735,19 @@ def gate_hooks(cfg: DropoutConfig, device: torch.device) -> GateHooks:
                 what="train-mode logits of 500 validation images under no_grad (in-place masks) vs autograd, same masks",
                 fix="lab.dropout.dropout's in-place branch no longer computes what the out-of-place branch computes"),
         },
+        arms=declared,
+        arms_expected=expected,
+        # one training seed's two arms build, train and drop out through every line the other seeds use
+        arm_sample=tuple(a.key for a in declared if a.seeds == first_seed),
+        arm_model=lambda arm, seed: arm_net(arm, seed, blank)[0],
+        arm_inputs=lambda arm, d: train_inputs(arm, rows_of(d, d.x_train.shape[0], d.x_val.shape[0])),
+        arm_trace=arm_trace,
+        arm_probe=arm_probe,
+        arm_shared=("init", "order"),
+        arm_dropout_pass=arm_dropout_pass,
     )
 
 
-__all__ = ["ESTIMATORS", "ensemble_members", "gate_hooks", "k_grid", "load_data", "mask_seeds",
+__all__ = ["ESTIMATORS", "arm_config", "arm_label", "arms", "run_arm", "train_inputs", "ensemble_members", "gate_hooks", "k_grid", "load_data", "mask_seeds",
            "mc_ensemble", "mc_study", "predicted_logit_std", "run", "seeded", "time_passes", "train_arm", "train_epoch",
            "train_seeds"]

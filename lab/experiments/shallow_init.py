@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lab.arms import ArmSpec, layer_std
 from lab.batched import BatchedFit, Stack, fit_batched, init_stack, single_thread
 from lab.config import ShallowInitConfig
 from lab.context import RunContext
@@ -30,7 +31,7 @@ from lab.experiments import Outcome
 from lab.inits import parse_init, weight_std
 from lab.models import MLP
 from lab.recipe import check_init_loss
-from lab.hooks import GateData, GateHooks, InitCase, PathPair, rings_spec
+from lab.hooks import ArmTrace, GateData, GateHooks, InitCase, PathPair, StepTrace, rings_spec
 from lab.train import evaluate, fit_full_batch
 
 LN2 = math.log(2)  # -log(1/2): the loss of a net that outputs equal logits for the two classes
@@ -158,7 +159,7 @@ def summarize(fit: BatchedFit, idx: list[int], cfg: ShallowInitConfig, curves: b
 
 @dataclass
 class Arm:
-    """One training condition, all seeds: what changes relative to the lab's protocol."""
+    """One training condition with its data as tensors (the gate's path check builds these directly)."""
 
     key: str
     label: str
@@ -175,6 +176,93 @@ def train_arm(arm: Arm, cfg: ShallowInitConfig, seeds: list[int], ctx: RunContex
     stack = init_stack(widths(cfg), [arm.init] * len(seeds), seeds, bias=arm.bias, device=ctx.device)
     fit = fit_batched(stack, arm.x, arm.y, cfg.steps, arm.lr, arm.x_val, arm.y_val, eval_at=eval_at)
     return stack, fit
+
+
+# ----------------------------------------------------------------------------------------------------
+# The arms, as data (lab.arms): run() trains exactly these; the gate checks each against its label.
+
+
+def model_seeds(cfg: ShallowInitConfig) -> list[int]:
+    """The model seeds every arm runs under: cfg.seed, cfg.seed + 1, ... (the data are drawn from cfg.seed)."""
+    return [cfg.seed + k for k in range(cfg.n_seeds)]
+
+
+def _arm(cfg: ShallowInitConfig, group: str, key: str, label: str, init: str, **kw) -> ArmSpec:
+    kw.setdefault("lr", cfg.lr)
+    return ArmSpec("shallow_init", group, key, label, init, layer_std(init, widths(cfg)), tuple(model_seeds(cfg)),
+                   data_seed=cfg.seed, optimizer="SGD", steps=cfg.steps, **kw)
+
+
+def sweep_arms(cfg: ShallowInitConfig) -> list[ArmSpec]:
+    """Each sigma of the sweep and Glorot: same data, same lr, trained as one batched stack."""
+    out = [_arm(cfg, "sweep", f"normal:{s:.4g}", f"N(0, {s:.4g})", f"normal:{s:.4g}") for s in sigma_grid(cfg)]
+    out.append(_arm(cfg, "sweep", "glorot", "Glorot (xavier_normal_)", "glorot"))
+    return out
+
+
+def arms(cfg: ShallowInitConfig, base: str = "glorot", centre: tuple[float, float] | None = None) -> list[ArmSpec]:
+    """Every arm of Part 1: the sweep (with Glorot), then the data-scaling arms and the breakers, each relative to
+    ``base`` (the good sigma's init, known after the sweep). ``centre``: the raw rings' centre, for the label."""
+    where = f" (rings centred at ({centre[0]:.1f}, {centre[1]:.1f}))" if centre is not None else ""
+    s_small = cfg.small_data_scale
+    out = sweep_arms(cfg)
+    out.append(_arm(cfg, "scaling", "raw", f"unnormalised{where}", base, inputs="raw"))
+    out += [_arm(cfg, "scaling", f"x{f:g}", f"normalised x {f:g}", base, scale=f) for f in cfg.scale_factors]
+    out += [
+        _arm(cfg, "breakers", "zeros", "all-zero weights (symmetry never broken)", "zeros"),
+        _arm(cfg, "breakers", "lr_big", f"learning rate {cfg.lr_big:g} ({cfg.lr_big / cfg.lr:g}x)", base, lr=cfg.lr_big),
+        _arm(cfg, "breakers", "lr_overflow", f"learning rate {cfg.lr_overflow:g} (float32 overflow)", base,
+             lr=cfg.lr_overflow),
+        _arm(cfg, "breakers", "no_bias", "no biases", base, bias=False),
+        _arm(cfg, "breakers", "small_data_big_lr", f"inputs x {s_small:g} with learning rate {cfg.small_data_lr:g}",
+             base, scale=s_small, lr=cfg.small_data_lr),
+        _arm(cfg, "breakers", "shuffled", "training labels shuffled", base, labels="shuffled"),
+    ]
+    return out
+
+
+def arm_data(arm: ArmSpec, split: Split) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The arm's (x_train, y_train, x_val, y_val) from the data split: raw or normalised inputs times the arm's
+    scale, training labels shuffled from the data seed's own stream (the data draws stay unchanged)."""
+    x, xv = (split.x_train_raw, split.x_val_raw) if arm.inputs == "raw" else (split.x_train, split.x_val)
+    if arm.scale != 1.0:
+        x, xv = x * arm.scale, xv * arm.scale
+    y = split.y_train
+    if arm.labels == "shuffled":
+        shuffle = np.random.default_rng([arm.data_seed, 1]).permutation(y.shape[0])
+        y = y[torch.as_tensor(shuffle, device=y.device)]
+    return x, y, xv, split.y_val
+
+
+def arm_stack(cfg: ShallowInitConfig, arms_: list[ArmSpec], device: torch.device) -> tuple[Stack, dict[str, list[int]]]:
+    """One batched stack holding every (arm, seed) member, and which members belong to which arm."""
+    if len({a.bias for a in arms_}) != 1:
+        raise ValueError("one stack holds arms of one bias setting")
+    stack = init_stack(widths(cfg), [a.init for a in arms_ for _ in a.seeds], [s for a in arms_ for s in a.seeds],
+                       bias=arms_[0].bias, device=device)
+    members, start = {}, 0
+    for a in arms_:
+        members[a.key] = list(range(start, start + len(a.seeds)))
+        start += len(a.seeds)
+    return stack, members
+
+
+def train_arms(cfg: ShallowInitConfig, arms_: list[ArmSpec], data: tuple, ctx: RunContext, eval_at: list[int],
+               progress=None, on_step=None) -> tuple[Stack, dict[str, list[int]], BatchedFit]:
+    """Train arms that share data, lr and length as one batched stack: the arm's promised lr and steps.
+    ``on_step(t, stack)``, if given, sees the stack before each step t: the gate watches the real loop through it."""
+    if len({(a.lr, a.steps) for a in arms_}) != 1:
+        raise ValueError("arms trained in one stack must share lr and steps")
+    x, y, xv, yv = data
+    stack, members = arm_stack(cfg, arms_, ctx.device)
+    steps = progress
+    if on_step is not None:
+        def steps(it, _inner=progress):
+            for t in _inner(it) if _inner is not None else it:
+                on_step(t, stack)
+                yield t
+    fit = fit_batched(stack, x, y, arms_[0].steps, arms_[0].lr, xv, yv, eval_at=eval_at, progress=steps)
+    return stack, members, fit
 
 
 def widths(cfg: ShallowInitConfig) -> list[int]:
@@ -297,20 +385,19 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     t0 = time.perf_counter()
     dev = ctx.device
     split = load_data(cfg, dev)
-    seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
+    seeds = model_seeds(cfg)
     eval_at = log_steps(cfg.steps, cfg.n_eval)
     net = widths(cfg)
     S = len(seeds)
 
     # 1. The sweep (and Glorot, same data and lr): one batched model, every sigma x seed a member.
     sigmas = sigma_grid(cfg)
-    specs = [f"normal:{s:.4g}" for s in sigmas] + ["glorot"]
-    stack = init_stack(net, [sp for sp in specs for _ in seeds], seeds * len(specs), device=dev)
+    sweep_specs = sweep_arms(cfg)
+    specs = [a.init for a in sweep_specs]
     t = time.perf_counter()
-    fit = fit_batched(stack, split.x_train, split.y_train, cfg.steps, cfg.lr, split.x_val, split.y_val,
-                      eval_at=eval_at, progress=lambda it: ctx.progress(it, desc="shallow_init sweep"))
+    stack, members, fit = train_arms(cfg, sweep_specs, arm_data(sweep_specs[0], split), ctx, eval_at,
+                                     progress=lambda it: ctx.progress(it, desc="shallow_init sweep"))
     timing["sweep_batched"] = time.perf_counter() - t
-    members = {sp: list(range(k * S, (k + 1) * S)) for k, sp in enumerate(specs)}
     sweep = []
     for sigma, sp in zip(sigmas, specs):
         sweep.append({"sigma": sigma, "spec": sp, **summarize(fit, members[sp], cfg, curves=False)})
@@ -333,31 +420,18 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     # 3. Data scaling and breakers, each relative to the good sigma (Glorot if no sigma was good).
     base = specs[picks["good"]["index"]] if picks["good"]["sigma"] is not None else "glorot"
     xt, yt, xv, yv = split.x_train, split.y_train, split.x_val, split.y_val
-    scaling_arms = [Arm("raw", f"unnormalised (rings centred at ({split.mean[0]:.1f}, {split.mean[1]:.1f}))", base,
-                        split.x_train_raw, yt, split.x_val_raw, yv, cfg.lr)]
-    for f in cfg.scale_factors:
-        scaling_arms.append(Arm(f"x{f:g}", f"normalised x {f:g}", base, xt * f, yt, xv * f, yv, cfg.lr))
-    shuffle = np.random.default_rng([cfg.seed, 1]).permutation(cfg.n_train)  # its own stream: data draws unchanged
-    s_small = cfg.small_data_scale
-    breaker_arms = [
-        Arm("zeros", "all-zero weights (symmetry never broken)", "zeros", xt, yt, xv, yv, cfg.lr),
-        Arm("lr_big", f"learning rate {cfg.lr_big:g} ({cfg.lr_big / cfg.lr:g}x)", base, xt, yt, xv, yv, cfg.lr_big),
-        Arm("lr_overflow", f"learning rate {cfg.lr_overflow:g} (float32 overflow)", base, xt, yt, xv, yv, cfg.lr_overflow),
-        Arm("no_bias", "no biases", base, xt, yt, xv, yv, cfg.lr, bias=False),
-        Arm("small_data_big_lr", f"inputs x {s_small:g} with learning rate {cfg.small_data_lr:g}", base,
-            xt * s_small, yt, xv * s_small, yv, cfg.small_data_lr),
-        Arm("shuffled", "training labels shuffled", base, xt, yt[torch.as_tensor(shuffle, device=dev)], xv, yv, cfg.lr),
-    ]
+    later = [a for a in arms(cfg, base, (float(split.mean[0]), float(split.mean[1]))) if a.group != "sweep"]
     t = time.perf_counter()
-    scaling: dict[str, dict] = {}
-    breakers: dict[str, dict] = {}
-    for group, arms in ((scaling, scaling_arms), (breakers, breaker_arms)):
-        for arm in ctx.progress(arms, desc="shallow_init arms"):
-            arm_stack, arm_fit = train_arm(arm, cfg, seeds, ctx, eval_at)
-            group[arm.key] = {"label": arm.label, "init": arm.init, "lr": arm.lr, "bias": arm.bias,
-                              "input_std": float(arm.x.std(0).mean()), "seeds": seeds,
-                              **summarize(arm_fit, list(range(S)), cfg, curves=True,
-                                          flat=(flat_fraction(arm_stack, arm.x), constant_output(arm_stack, arm.x)))}
+    results: dict[str, dict[str, dict]] = {"scaling": {}, "breakers": {}}
+    for arm in ctx.progress(later, desc="shallow_init arms"):
+        x_arm = arm_data(arm, split)
+        arm_stack_, _, arm_fit = train_arms(cfg, [arm], x_arm, ctx, eval_at)
+        results[arm.group][arm.key] = {
+            "label": arm.label, "init": arm.init, "lr": arm.lr, "bias": arm.bias,
+            "input_std": float(x_arm[0].std(0).mean()), "seeds": list(arm.seeds),
+            **summarize(arm_fit, list(range(len(arm.seeds))), cfg, curves=True,
+                        flat=(flat_fraction(arm_stack_, x_arm[0]), constant_output(arm_stack_, x_arm[0])))}
+    scaling, breakers = results["scaling"], results["breakers"]
     timing["arms_batched"] = time.perf_counter() - t
 
     # 4. Cross-check: one member on the plain per-model path (MLP + lab.train.fit_full_batch).
@@ -378,7 +452,8 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     # 5. Findings: loss at init vs ln 2 for every arm (a far-off value is reported, never blocks).
     findings = []
     finding_arms = [(a["label"], a["init"], xt, a) for a in init_arms.values()]
-    finding_arms += [(scaling[a.key]["label"], a.init, a.x, scaling[a.key]) for a in scaling_arms]
+    finding_arms += [(scaling[a.key]["label"], a.init, arm_data(a, split)[0], scaling[a.key])
+                     for a in later if a.group == "scaling"]
     for label, spec, x_arm, summary in finding_arms:
         first = make_model(cfg, spec, seeds[0], dev)
         res = check_init_loss(first, x_arm, yt, n_classes=2, rel_tol=cfg.init_loss_tol,
@@ -425,6 +500,7 @@ GATE_INIT = "glorot"
 # Batched sweep vs per-model path: slow, good and large sigmas and Glorot, with and without biases, 100 steps.
 GATE_PATH_SPECS = ("normal:0.05", "normal:0.3", "normal:2", "glorot")
 GATE_PATH_STEPS = 100
+GATE_ARM_ROWS = 200  # training rows each arm's real loop runs on in the gate (its full cfg.steps: ~40 ms per arm)
 
 
 def _crosscheck_paths(cfg: ShallowInitConfig, d: GateData, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -468,13 +544,67 @@ def gate_hooks(cfg: ShallowInitConfig, device: torch.device) -> GateHooks:
         _, fit = train_arm(arm, cfg, [cfg.seed], RunContext(device=device, quiet=True), eval_at=[])
         return {"acc": float(fit.val_acc[0, -1]), "loss": float(fit.val_loss[0, -1])}
 
-    def stack_member(spec: str):
-        return lambda seed: init_stack(widths(cfg), [spec], [seed], device=device).member(0)
-
+    # --- the arms: the declaration run() consumes, each arm's pieces through run()'s own functions -------------
     grid = sigma_grid(cfg)
-    inits = {f"sweep N(0, {sg:g})": InitCase(f"normal:{sg:.4g}", stack_member(f"normal:{sg:.4g}"), "init_stack")
-             for sg in (grid[0], grid[len(grid) // 2], grid[-1])}
-    inits["sweep Glorot"] = InitCase("glorot", stack_member("glorot"), "init_stack")
+    base = f"normal:{grid[len(grid) // 2]:.4g}"  # stands for the good sigma (known only after the sweep)
+    declared = arms(cfg, base)
+    seeds = tuple(cfg.seed + k for k in range(cfg.n_seeds))
+    # The lab's text, from the config (never from arms()): every arm trains by plain full-batch SGD for cfg.steps
+    # under the model seeds, on the data of cfg.seed; each changes one thing.
+    plain = dict(seeds=seeds, data_seed=cfg.seed, optimizer="SGD", lr=cfg.lr, momentum=0.0, weight_decay=0.0,
+                 steps=cfg.steps, bias=True, inputs="normalised", scale=1.0, labels="as given", p_input=0.0,
+                 p_hidden=0.0, batch_size=None)
+    expected = [{"key": f"normal:{sg:.4g}", **plain, "init": f"normal:{sg:.4g}"}
+                for sg in np.geomspace(cfg.sigma_min, cfg.sigma_max, cfg.n_sigmas)]
+    expected.append({"key": "glorot", **plain, "init": "glorot"})
+    expected.append({"key": "raw", **plain, "init": base, "inputs": "raw"})
+    expected += [{"key": f"x{f:g}", **plain, "init": base, "scale": f} for f in cfg.scale_factors]
+    expected += [{"key": "zeros", **plain, "init": "zeros"},
+                 {"key": "lr_big", **plain, "init": base, "lr": cfg.lr_big},
+                 {"key": "lr_overflow", **plain, "init": base, "lr": cfg.lr_overflow},
+                 {"key": "no_bias", **plain, "init": base, "bias": False},
+                 {"key": "small_data_big_lr", **plain, "init": base, "scale": cfg.small_data_scale, "lr": cfg.small_data_lr},
+                 {"key": "shuffled", **plain, "init": base, "labels": "shuffled"}]
+    sweep_keys = [a.key for a in declared if a.group == "sweep"]
+    sample = (sweep_keys[0], sweep_keys[len(grid) // 2], sweep_keys[len(grid) - 1], "glorot",
+              *(a.key for a in declared if a.group != "sweep"))
+
+    def as_split(d: GateData) -> Split:
+        return Split(d.x_train, d.y_train, d.x_val, d.y_val, torch.zeros(2), torch.ones(2), 2, d.raw_train, d.raw_val)
+
+    def arm_model(arm: ArmSpec, seed: int) -> MLP:
+        return arm_stack(cfg, [replace(arm, seeds=(seed,))], device)[0].member(0)
+
+    def arm_trace(arm: ArmSpec, d: GateData) -> ArmTrace:
+        """train_arms itself for the arm's steps, one seed, on the first GATE_ARM_ROWS rows of its data."""
+        one = replace(arm, seeds=arm.seeds[:1])
+        x, y, _, _ = arm_data(one, as_split(d))
+        x, y = x[:GATE_ARM_ROWS], y[:GATE_ARM_ROWS]
+        last = one.steps
+        snaps: dict[int, list[torch.Tensor]] = {}
+
+        def on_step(t, stack):
+            if t in (1, last - 1):
+                snaps[t] = [p.clone() for p in stack.params]
+            if t == 0:
+                snaps[0] = [p.clone() for p in stack.params]
+
+        stack, _, _ = train_arms(cfg, [one], (x, y, None, None), RunContext(device=device, quiet=True), [],
+                                 on_step=on_step)
+        snaps[last] = [p.clone() for p in stack.params]
+        net = lambda params: Stack(stack.widths, params, stack.bias).member(0)  # noqa: E731
+        steps = [StepTrace(f"step 1 of {last}", net(snaps[0]), net(snaps.get(1, snaps[last])))]
+        if last > 1:
+            steps.append(StepTrace(f"step {last} of {last}", net(snaps[last - 1]), net(snaps[last])))
+        return ArmTrace(f"{last} full-batch steps of train_arms on {x.shape[0]} rows", x.shape[0], steps)
+
+    def sweep_members():
+        sweep = [a for a in declared if a.group == "sweep"]
+        stack, members = arm_stack(cfg, sweep, device)
+        return [(a, seed, stack.member(m)) for a in sweep for seed, m in zip(a.seeds, members[a.key])]
+
+    # the sweep's own inits (init_stack) are checked per arm (arms_init); the per-model path here
+    inits = {}
     inits["per-model Glorot"] = InitCase("glorot", lambda seed: make_model(cfg, "glorot", seed, device), "make_model")
     return GateHooks(
         experiment="shallow_init",
@@ -500,8 +630,17 @@ def gate_hooks(cfg: ShallowInitConfig, device: torch.device) -> GateHooks:
             fix="lab.batched's hand-written forward/backward/update no longer matches autograd + torch.optim.SGD")},
         overfit={"n": 10, "steps": 500, "lr": 1e-2},
         tiny=True,
+        arms=declared,
+        arms_expected=expected,
+        arm_sample=sample,
+        arm_model=arm_model,
+        arm_inputs=lambda arm, d: arm_data(arm, as_split(d)),
+        arm_trace=arm_trace,
+        arm_probe=lambda arm, d, seed: {"init": torch.cat([p.detach().flatten() for p in arm_model(arm, seed).parameters()])},
+        arm_members=sweep_members,
+        data_draw=lambda seed: rings_split(cfg.n_train, cfg.n_val, seed).x_train_raw,
     )
 
 
-__all__ = ["Arm", "gate_hooks", "load_data", "make_model", "make_optimizer", "constant_output", "flat_fraction", "log_steps", "pick_sigmas", "plateau_length", "run", "sigma_grid",
+__all__ = ["Arm", "arm_data", "arm_stack", "arms", "model_seeds", "sweep_arms", "train_arms", "gate_hooks", "load_data", "make_model", "make_optimizer", "constant_output", "flat_fraction", "log_steps", "pick_sigmas", "plateau_length", "run", "sigma_grid",
            "summarize"]
