@@ -25,7 +25,7 @@ from lab import TEMPLATES_DIR
 from lab.errors import LabError
 from lab.answers import answer_rows
 from lab.experiments import EXPERIMENTS
-from lab.numbering import Numbering, md_escape
+from lab.numbering import Numbering, md_escape, template_filters
 from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
@@ -59,8 +59,7 @@ def template_env(numbers: Numbering | None = None, markdown: bool = False) -> ji
     )
     env.filters["mdcell"] = md_cell
     env.filters["mdesc"] = md_escape
-    env.filters["refs"] = numbers.markdown if markdown else numbers.html
-    env.filters["plain"] = numbers.plain
+    env.filters.update(template_filters(numbers, markdown))
     env.globals["numbers"] = numbers
     env.globals["RESULT_CLASS"] = RESULT_CLASS
     # the report's context names its appendices; a section rendered on its own (tests) gets the usual letters
@@ -253,9 +252,9 @@ def render_documents(ctx: dict[str, Any]) -> tuple[str, str]:
         a["evidence"] = ", ".join(f"[[{r}]]" for r in a["refs"] if r in placed)
     html_numbers, md_numbers = Numbering(order), Numbering(order)
     html = template_env(html_numbers).get_template("report.html.j2").render(**ctx)
-    html_numbers.check()
+    html_numbers.check(html, "html")
     md = template_env(md_numbers, markdown=True).get_template("report.md.j2").render(**ctx)
-    md_numbers.check()
+    md_numbers.check(md, "markdown")
     return html, md
 
 

@@ -25,7 +25,8 @@ from lab.results import ExperimentResult, load_result, provenance, save_result, 
 
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
-_RENDER_ONLY = {"report.py", "__main__.py", "pdf.py", "gate.py", "hooks.py", "outdir.py"}  # checks and I/O, not numbers
+_RENDER_ONLY = {"report.py", "__main__.py", "pdf.py", "gate.py", "hooks.py", "outdir.py", "answers.py",
+                "numbering.py"}  # checks, I/O and words, not numbers
 _RENDER_DIRS = {"plots", "sections"}
 
 
