@@ -261,6 +261,7 @@ def answer_rows(sections: list[Any]) -> list[dict]:
         else:
             status, refs = a["status"], list(a["refs"])
             text = STATUS_WORD[status] + WRITERS[qid](a["facts"])
+            question = a.get("question", question)  # worded from the run where the run chose (inits, rates)
         rows.append({"id": qid, "part": part, "question": question, "answer": text, "status": status,
                      "refs": refs, "evidence": _refs(refs)})
     return rows

@@ -111,8 +111,13 @@ class DeepInitConfig:
         _check_budget(self.depth * self.width * self.width, "weights (depth x width^2)", "lower width or depth")
         from lab.inits import parse_init  # local: inits imports torch, config stays light
 
+        seen: dict[Any, str] = {}
         for spec in self.inits:
-            parse_init(spec)
+            parsed = parse_init(spec)
+            # results are keyed by init: a repeated one ('he,he', 'normal:1,normal:1.0') would be merged silently
+            _check(parsed not in seen, f"inits lists {parsed.label} twice ('{seen.get(parsed)}' and '{spec}'): "
+                   "name each init once")
+            seen[parsed] = spec
 
 
 @dataclass(frozen=True)

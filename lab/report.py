@@ -184,7 +184,7 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "gate_failed": passed < len(checks),
         "outside": outside,
         "answers": answer_rows(sections),
-        "part_titles": {part: title for part, title in EXPERIMENTS.values()},
+        "part_titles": {s.part: _title(s) for s in sections},
         "appendix_tables": appendix_tables,
         "appendix_figures": appendix_figures,
         "appendix_letter": appendix_letter,
@@ -202,8 +202,13 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _title(sec: Section) -> str:
+    """A part's heading: the section's own, worded from its run (its net's size), else the lab's name for it."""
+    return sec.extra.get("title") or sec.title
+
+
 def _section_view(sec: Section) -> dict[str, Any]:
-    view = {"experiment": sec.experiment, "part": sec.part, "title": sec.title, "figures": sec.figures,
+    view = {"experiment": sec.experiment, "part": sec.part, "title": _title(sec), "figures": sec.figures,
             "tables": sec.tables, "discussion": sec.discussion, "extra": sec.extra,
             "missing": bool(sec.extra.get("missing"))}
     return view

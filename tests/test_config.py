@@ -86,3 +86,11 @@ def test_init_specs():
     assert abs(float(layer.weight.detach().std()) - (2 / 700) ** 0.5) < 0.002
     with pytest.raises(LabError):
         parse_init("glorot:2")
+
+
+@pytest.mark.parametrize("inits", ["he,he", "normal:1,glorot,normal:1.0", "glorot, glorot"])
+def test_an_init_named_twice_is_refused_not_merged(inits):
+    """Part 2's results are keyed by init: a repeated init used to be merged into one silently."""
+    with pytest.raises(LabError, match=r"twice .*name each init once"):
+        make_config("deep_init", "quick", {"inits": inits})
+    assert make_config("deep_init", "quick", {"inits": "normal:1,normal:2,he"}).inits == ("normal:1", "normal:2", "he")

@@ -126,6 +126,7 @@ shallow_sets = st.fixed_dictionaries({}, optional={
     "early_step": st.just("5"),
     "scale_factors": st.lists(st.sampled_from(["0.01", "1", "100"]), min_size=1, max_size=3, unique=True).map(",".join),
     "sigma_min": st.sampled_from(["0.001", "0.1"]),
+    "hidden": st.sampled_from(["6,3", "4", "3,3,3"]),
 })
 deep_sets = st.fixed_dictionaries({}, optional={
     "inits": st.lists(st.sampled_from(INITS), min_size=1, max_size=3, unique=True).map(",".join),
@@ -158,3 +159,48 @@ def test_any_valid_run_renders(run):
         check_rendered(folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the words follow the run ------------------------------------------------------------------------------------
+
+LABELS = {"normal:1": "N(0, 1)", "glorot": "Glorot", "he": "He"}
+
+
+def _part(html: str, part: int) -> str:
+    """Part ``part`` of the HTML, images left out (their base64 data may hold any short string)."""
+    start = html.index(f'id="part{part}"')
+    return re.sub(r'src="data:[^"]*"', 'src=""', html[start:html.index("<h2", start + 10)])
+
+
+def test_part2_names_exactly_the_inits_that_ran(out):
+    run_part(out, "deep_init", {"inits": "he,glorot", "depth": "5"})
+    html, md = check_rendered(out)
+    for text in (_part(html, 2), md[md.index("## Part 2"):md.index("## Appendix A")].replace("\\_", "_")):
+        assert "He (kaiming_normal_)" in text and "Glorot (xavier_normal_)" in text
+        assert "(5 x 8 ReLU layers)" in text and "20 x 100" not in text
+        assert "N(0, 1)" not in text and "N(0,&nbsp;1)" not in text, "an init that did not run is named"
+        assert "layers 1, 2 and 5" in text and "layers 1, 10 and 20" not in text
+    row = html[html.index('id="answer-p2_stats"'):]
+    row = row[:row.index("</tr>")]
+    assert "over 5 layers under He (kaiming_normal_) and Glorot (xavier_normal_)" in row and "N(0, 1)" not in row
+    discussion = html[html.index('id="discussion-part2"'):]
+    discussion = discussion[:discussion.index("</ul>")]
+    assert "N(0, 1)" not in discussion and "He" in discussion and "Glorot" in discussion
+
+
+def test_part3_question_names_the_rates_that_ran(out):
+    run_part(out, "dropout", {"p_input": "0.1", "p_hidden": "0.3", "n_train_seeds": "1"})
+    html, md = check_rendered(out)
+    row = html[html.index('id="answer-p3_dropout"'):]
+    row = row[:row.index("</tr>")]
+    assert "Dropout (30 % after each hidden layer, 10 % on the input)" in row and "50 %" not in row
+    assert "30 % after each hidden layer, 10 % on the input" in md
+
+
+def test_part1_homogeneity_follows_the_net_that_ran(out):
+    """Inputs x c equal weights x c^(1/L) for L weight matrices: 1/3 only for the lab's 2-6-3-2 net."""
+    run_part(out, "shallow_init", {"hidden": "4", "scale_factors": "0.01,1,100"})
+    html, _ = check_rendered(out)
+    part = _part(html, 1)
+    assert "2-4-2 on two rings" in part and "2-6-3-2" not in part
+    assert "x c^(1/2)" in part and "1/3" not in part

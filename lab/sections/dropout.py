@@ -106,7 +106,7 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         "discussion": discussion(m),
         "final_test_table": final_test_table(m) if m.get("test") else None,
         "rule": RULE,
-        "answers": answers(m),
+        "answers": _with_question(answers(m), result.config),
         "lead": lead(mc is not None, bool(m.get("test"))),
     }
 
@@ -433,6 +433,15 @@ def _paired_facts(p: Paired, digits: int = 2) -> dict:
             "abs": f"{abs(p.mean):.{digits}f}" if p.n else "n/a", "digits": digits,
             "lo": lo if p.has_interval else None, "hi": hi if p.has_interval else None,
             "interval": interval_text(lo, hi, digits) if p.has_interval else "n/a", "reason": p.reason}
+
+
+def _with_question(rows: list[dict], cfg: dict) -> list[dict]:
+    """The dropout question names the rates this run used, not the lab's default 50 % / 20 %."""
+    for row in rows:
+        if row["id"] == "p3_dropout":
+            row["question"] = (f"Dropout ({cfg['p_hidden'] * 100:g} % after each hidden layer, {cfg['p_input'] * 100:g} % "
+                               "on the input) against none: training and validation loss and error?")
+    return rows
 
 
 def answers(m: dict) -> list[dict]:
