@@ -244,10 +244,13 @@ def answer_rows(sections: list[Any]) -> list[dict]:
     """One row per question, in QUESTIONS order, from the built sections (lab.sections.Section)."""
     by_id: dict[str, dict] = {}
     present = set()
+    protocol: dict[str, dict] = {}
     for sec in sections:
         if sec.extra.get("missing"):
             continue
         present.add(sec.experiment)
+        if sec.extra.get("protocol"):
+            protocol[sec.experiment] = sec.extra["protocol"]
         for a in sec.extra.get("answers", []):
             by_id[a["id"]] = a
     rows = []
@@ -262,8 +265,11 @@ def answer_rows(sections: list[Any]) -> list[dict]:
             status, refs = a["status"], list(a["refs"])
             text = STATUS_WORD[status] + WRITERS[qid](a["facts"])
             question = a.get("question", question)  # worded from the run where the run chose (inits, rates)
+        off = protocol.get(experiment) if status != "missing" else None
         rows.append({"id": qid, "part": part, "question": question, "answer": text, "status": status,
-                     "refs": refs, "evidence": _refs(refs)})
+                     "refs": refs, "evidence": _refs(refs),
+                     # what this part's run changed from the lab's protocol ("" when none): the templates say it
+                     "off_protocol": off["short"] if off and off["off"] else ""})
     return rows
 
 

@@ -29,6 +29,7 @@ from lab.numbering import Numbering, md_escape, template_filters
 from lab.results import ExperimentResult, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
+from lab.sections.protocol import part_status
 
 TITLE = "Training from Scratch: Initialization & Regularization"
 
@@ -153,6 +154,7 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
             sections.append(build_section(name, part, title, r, sink, fix=fix))
         else:
             sections.append(Section(experiment=name, part=part, title=title, extra={"missing": True}))
+    protocol = off_protocol(sections, results)
     findings = [
         {**f, "source": name} for name, r in results.items() for f in r.findings
     ]
@@ -184,6 +186,7 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "gate_failed": passed < len(checks),
         "outside": outside,
         "answers": answer_rows(sections),
+        "protocol": protocol,
         "part_titles": {s.part: _title(s) for s in sections},
         "appendix_tables": appendix_tables,
         "appendix_figures": appendix_figures,
@@ -195,6 +198,21 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "warnings": warnings,
         "perf": perf,
     }
+
+
+def off_protocol(sections: list[Section], results: dict[str, ExperimentResult]) -> dict[str, Any]:
+    """Each part's distance from the lab's protocol (the full profile), stored on its section for the answers and
+    the section's note; ``off``: some part differs; ``mixed``: the parts ran under different profiles."""
+    parts = []
+    for sec in sections:
+        if sec.extra.get("missing"):
+            continue
+        r = results[sec.experiment]
+        status = part_status(sec.experiment, sec.part, str(r.provenance.get("profile", "unknown")), r.config)
+        sec.extra["protocol"] = status
+        parts.append(status)
+    return {"parts": parts, "off": any(p["off"] for p in parts),
+            "mixed": len({p["profile"] for p in parts}) > 1}
 
 
 def _number(value: Any) -> float | None:
@@ -210,7 +228,7 @@ def _title(sec: Section) -> str:
 def _section_view(sec: Section) -> dict[str, Any]:
     view = {"experiment": sec.experiment, "part": sec.part, "title": _title(sec), "figures": sec.figures,
             "tables": sec.tables, "discussion": sec.discussion, "extra": sec.extra,
-            "missing": bool(sec.extra.get("missing"))}
+            "missing": bool(sec.extra.get("missing")), "protocol": sec.extra.get("protocol")}
     return view
 
 
@@ -275,9 +293,14 @@ def render_section(experiment: str, view: dict[str, Any], result: ExperimentResu
 def summary(ctx: dict[str, Any], paths: dict[str, Path]) -> list[str]:
     """The terminal's one-screen summary: where the report is, the gate line, each part's headline answer."""
     lines = [f"report: {paths['html']} (self-contained) and {paths['markdown']}", f"gate: {ctx['gate_line']}"]
+    for p in ctx["protocol"]["parts"]:  # the terminal says it too: nobody should submit a smoke run's numbers
+        if p["off"]:
+            lines.append(textwrap.shorten(f"NOT the lab's protocol: Part {p['part']} (profile {p['profile']}): "
+                                          f"{p['full']}", 320, placeholder=" ..."))
     for part in sorted({a["part"] for a in ctx["answers"]}):
         first = next(a for a in ctx["answers"] if a["part"] == part)
-        lines.append(textwrap.shorten(f"Part {part}: {first['answer']}", 320, placeholder=" ..."))
+        off = " (off the lab's protocol)" if first["off_protocol"] else ""
+        lines.append(textwrap.shorten(f"Part {part}{off}: {first['answer']}", 320, placeholder=" ..."))
     return lines
 
 
