@@ -22,22 +22,22 @@ NOT_PROTOCOL = {"seed", "final"}
 WORDS: dict[str, dict[str, str]] = {
     "shallow_init": {
         "n_train": "training points", "n_val": "validation points", "hidden": "hidden widths", "lr": "learning rate",
-        "steps": "gradient steps", "n_seeds": "model seeds per sweep point", "sigma_min": "smallest swept sigma",
-        "sigma_max": "largest swept sigma", "n_sigmas": "swept sigmas", "n_eval": "validation scorings per run",
-        "curve_points": "stored points per loss curve", "grid_size": "decision-boundary grid side",
+        "steps": "gradient steps", "n_seeds": "model seeds per sigma", "sigma_min": "smallest swept sigma",
+        "sigma_max": "largest swept sigma", "n_sigmas": "swept sigmas", "n_eval": "validation scorings",
+        "curve_points": "curve points", "grid_size": "boundary grid side",
         "early_step": "step of the early loss", "scale_factors": "input scale factors",
     },
     "deep_init": {
         "depth": "hidden layers", "width": "units per layer", "n_samples": "input points",
-        "n_train": "normalisation sample", "inits": "inits", "n_nets": "weight draws per init",
+        "n_train": "normalisation points", "inits": "inits", "n_nets": "weight draws per init",
     },
     "dropout": {
         "n_train": "training images", "n_val": "validation images", "hidden": "hidden widths",
         "p_input": "input dropout rate", "p_hidden": "hidden dropout rate", "sigma": "init sigma",
         "lr": "learning rate", "weight_decay": "weight decay", "batch_size": "minibatch size", "epochs": "epochs",
-        "n_train_seeds": "training seeds", "k_max": "largest Monte-Carlo ensemble (k)",
-        "n_mask_seeds": "mask seeds per training seed", "k_max_reference": "largest per-image-mask ensemble (k)",
-        "n_mc": "images the ensembles are scored on",
+        "n_train_seeds": "training seeds", "k_max": "Monte-Carlo k",
+        "n_mask_seeds": "mask seeds", "k_max_reference": "reference k",
+        "n_mc": "ensemble images",
     },
 }
 
@@ -97,7 +97,7 @@ def part_status(experiment: str, part: int, profile: str, config: dict[str, Any]
     # "short" goes into every answer of the part: the values where there are few, else the settings' names (the
     # banner and the section list the values)
     short = "; ".join(d.text for d in diffs) if len(diffs) <= 2 else (
-        f"profile {profile}, {len(diffs)} settings changed: " + ", ".join(d.words for d in diffs))
+        f"profile {profile}: " + ", ".join(d.words for d in diffs))
     return {"experiment": experiment, "part": part, "profile": profile, "off": bool(diffs),
             "differs": [d.text for d in diffs], "full": "; ".join(d.text for d in diffs), "short": short}
 
