@@ -57,6 +57,12 @@ def test_edge_runs_render(out, case):
     for name in ("shallow_init", "deep_init", "dropout"):
         if name not in EDGES[case]:
             assert f"run python -m lab run {name}" in html  # a part that did not run says so
+    if case == "everything_diverged":  # the answers say so instead of claiming anything
+        rows = dict(re.findall(r'<tr id="answer-([a-z0-9_]+)"[^>]*>(.*?)</tr>', html, re.S))
+        for qid in ("p2_stats", "p3_dropout", "p3_regulariser"):
+            assert "diverged" in rows[qid], (qid, rows[qid][:300])
+        for qid in ("p3_dropout", "p3_regulariser"):
+            assert "lowers" not in rows[qid] and "raises" not in rows[qid] and "regularises" not in rows[qid]
 
 
 # --- drawn runs --------------------------------------------------------------------------------------------------

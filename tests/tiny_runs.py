@@ -49,7 +49,7 @@ HTML_LINK = re.compile(r'href="#([^"]+)"')
 MD_LINK = re.compile(r"(?<!\\)\]\(#([^)\s]+)\)")
 # a 95 % interval shown as one number: "interval 1.50 to 1.50" in a sentence, "[+1.50, +1.50]: effect" in a table
 # (a min-max range over seeds, "2.298 [2.298, 2.298]", may be one number: the seeds agreed to the digits shown)
-POINT_INTERVAL = re.compile(r"interval ([+-]?\d[\d.,]*) to \1(?![\d])|\[([+-]?\d[\d.]*), \2\]: ")
+POINT_INTERVAL = re.compile(r"interval ([+-]?\d[\d.,]*) to \1(?![\d])|\\?\[([+-]\d[\d.]*), \2\\?\]: (effect|cannot)")
 
 
 def check_rendered(out: Path) -> tuple[str, str]:
