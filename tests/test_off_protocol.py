@@ -72,13 +72,13 @@ def test_a_quick_run_says_so_on_its_first_screen_in_each_answer_and_section(tmp_
 
 def test_one_set_on_the_full_profile_is_named_and_mixed_profiles_say_which_part_ran_which(tmp_path):
     stand_in_gate(tmp_path)
-    run_part(tmp_path, "deep_init", {"n_nets": "1"}, profile="full", tiny=False)
+    run_part(tmp_path, "deep_init", {"depth": "2"}, profile="full", tiny=False)  # the cheapest one-setting cut
     run_part(tmp_path, "dropout", {"n_train_seeds": "1"})
     html, md = _render(tmp_path)
     top = _first_screen(html)
-    assert "Part 2 (profile full): weight draws per init 1 instead of 5</li>" in top
+    assert "Part 2 (profile full): hidden layers 2 instead of 20</li>" in top
     assert "Part 2 ran profile <b>full</b>, Part 3 ran profile <b>quick</b>." in top
-    assert "Off the lab's protocol</a> (weight draws per init 1 instead of 5):" in _rows(html)["p2_stats"]
+    assert "Off the lab's protocol</a> (hidden layers 2 instead of 20):" in _rows(html)["p2_stats"]
     assert "Part 2 ran profile **full**, Part 3 ran profile **quick**." in md
 
 

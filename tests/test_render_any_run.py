@@ -97,7 +97,7 @@ runs = st.fixed_dictionaries({}, optional={"shallow_init": shallow_sets, "deep_i
                                            "dropout": dropout_sets}).filter(bool)
 
 
-@settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                  HealthCheck.too_slow])
 @given(run=runs)
 def test_any_valid_run_renders(run):
