@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from lab.experiments import EXPERIMENTS
+from lab.sections.paired import NO_SPREAD, ONE_SEED, interval_text
 
 # id -> (experiment, question), in the order the lab asks them
 QUESTIONS: dict[str, tuple[str, str]] = {
@@ -50,8 +51,17 @@ def _points(p: dict) -> str:
     if p.get("lo") is None:
         return f"{p['abs']} points"
     lo, hi = sorted((abs(p["lo"]), abs(p["hi"])))
-    d = p.get("digits", 2)
-    return f"{p['abs']} points (95 % interval {lo:.{d}f} to {hi:.{d}f})"
+    return f"{p['abs']} points (95 % interval {interval_text(lo, hi, p.get('digits', 2), sign='')})"
+
+
+def _why(p: dict) -> str:
+    """Why a paired comparison claims nothing, when the reason is not an interval that includes 0."""
+    reason = p.get("reason", "")
+    if reason == NO_SPREAD:
+        return f", identical in all {p['n']} seeds: with no spread no interval can be computed, so"
+    if reason == ONE_SEED:
+        return ", from one training seed: with no spread to compare it with,"
+    return ""
 
 
 # --- Part 1 ----------------------------------------------------------------------------------------------------
@@ -168,8 +178,8 @@ def _p3_dropout(f: dict) -> str:
         text += f"Paired per seed, dropout raises the validation error by {_points(e)}."
     else:
         interval = f" (95 % interval {e['interval']})" if e["interval"] != "n/a" else ""
-        text += (f"Paired per seed, no-dropout minus dropout error is {e['mean']} points{interval}: the run cannot "
-                 "tell the arms apart.")
+        text += (f"Paired per seed, no-dropout minus dropout error is {e['mean']} points{interval}{_why(e) or ':'} "
+                 "the run cannot tell the arms apart.")
     return text
 
 
@@ -188,7 +198,8 @@ def _p3_regulariser(f: dict) -> str:
     elif g["verdict"] == "lower":
         text += f"Dropout widens the gap by {_points(g)}: no regularising effect in this run."
     else:
-        text += "The run cannot tell whether dropout changes the gap."
+        text += (f"The run cannot tell whether dropout changes the gap"
+                 f"{' (the paired differences are identical in all seeds: no interval)' if g.get('reason') == NO_SPREAD else ''}.")
     return text
 
 
@@ -198,7 +209,8 @@ def _mc_compare(p: dict) -> str:
         return f"errs more than the eval-mode net, by {_points(p)}"
     if p["verdict"] == "lower":
         return f"errs less than the eval-mode net, by {_points(p)}"
-    return f"cannot be told apart from the eval-mode net (paired difference {p['mean']} points)"
+    why = {NO_SPREAD: ", identical in every seed: no interval", ONE_SEED: ", one seed"}.get(p.get("reason", ""), "")
+    return f"cannot be told apart from the eval-mode net (paired difference {p['mean']} points{why})"
 
 
 def _p3_mc_small(f: dict) -> str:
@@ -211,8 +223,11 @@ def _p3_mc_large(f: dict) -> str:
     v = f["vs_eval"]
     text = f"k = {f['k_max']}: {f['large']} against eval mode {f['eval']}. "
     if v["verdict"] == "cannot tell":
-        return text + (f"The paired difference, {v['mean']} points (about {f['images']} images), is within its "
-                       "spread: the run cannot tell the large ensemble from weight scaling.")
+        within = {NO_SPREAD: "is identical in every seed, so no interval can be computed",
+                  ONE_SEED: "comes from one seed, with no spread to compare it with"}.get(v.get("reason", ""),
+                                                                                    "is within its spread")
+        return text + (f"The paired difference, {v['mean']} points (about {f['images']} images), {within}: the run "
+                       "cannot tell the large ensemble from weight scaling.")
     return text + f"Paired per seed, the ensemble {_mc_compare(v)}."
 
 
@@ -229,10 +244,13 @@ def answer_rows(sections: list[Any]) -> list[dict]:
     """One row per question, in QUESTIONS order, from the built sections (lab.sections.Section)."""
     by_id: dict[str, dict] = {}
     present = set()
+    protocol: dict[str, dict] = {}
     for sec in sections:
         if sec.extra.get("missing"):
             continue
         present.add(sec.experiment)
+        if sec.extra.get("protocol"):
+            protocol[sec.experiment] = sec.extra["protocol"]
         for a in sec.extra.get("answers", []):
             by_id[a["id"]] = a
     rows = []
@@ -246,8 +264,12 @@ def answer_rows(sections: list[Any]) -> list[dict]:
         else:
             status, refs = a["status"], list(a["refs"])
             text = STATUS_WORD[status] + WRITERS[qid](a["facts"])
+            question = a.get("question", question)  # worded from the run where the run chose (inits, rates)
+        off = protocol.get(experiment) if status != "missing" else None
         rows.append({"id": qid, "part": part, "question": question, "answer": text, "status": status,
-                     "refs": refs, "evidence": _refs(refs)})
+                     "refs": refs, "evidence": _refs(refs),
+                     # what this part's run changed from the lab's protocol ("" when none): the templates say it
+                     "off_protocol": off["short"] if off and off["off"] else ""})
     return rows
 
 

@@ -111,8 +111,13 @@ class DeepInitConfig:
         _check_budget(self.depth * self.width * self.width, "weights (depth x width^2)", "lower width or depth")
         from lab.inits import parse_init  # local: inits imports torch, config stays light
 
+        seen: dict[Any, str] = {}
         for spec in self.inits:
-            parse_init(spec)
+            parsed = parse_init(spec)
+            # results are keyed by init: a repeated one ('he,he', 'normal:1,normal:1.0') would be merged silently
+            _check(parsed not in seen, f"inits lists {parsed.label} twice ('{seen.get(parsed)}' and '{spec}'): "
+                   "name each init once")
+            seen[parsed] = spec
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,11 @@ class ShallowInitConfig:
         _check(self.init_loss_tol > 0, f"init_loss_tol must be > 0, got {self.init_loss_tol}")
         _check(len(self.scale_factors) >= 1 and all(f > 0 for f in self.scale_factors),
                f"scale_factors must be positive, got {self.scale_factors}")
+        # each factor is one arm, named by its value as shown (6 significant digits): a repeat would be merged
+        shown = [f"{f:g}" for f in self.scale_factors]
+        twice = next((v for v in shown if shown.count(v) > 1), None)
+        _check(twice is None, f"scale_factors lists {twice} twice (factors are told apart by 6 significant "
+               "digits): name each factor once")
         for name in ("lr_big", "lr_overflow", "small_data_scale", "small_data_lr"):
             _check(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
 

@@ -8,17 +8,26 @@
 Text anywhere in the report (captions, discussion, answers) refers to an item with a token: ``[[fig:p1_sweep]]``
 or ``[[tab:p3_mc]]``. The templates turn tokens into "Figure 3" with a link (HTML anchor or Markdown link);
 a token whose item is not placed in the report is an error, never a dangling "Figure ?".
+
+References are collected from the rendered document, never from the template's source: Jinja folds a filter
+applied to a constant ("[[tab:x]]" | refs) at compile time, even inside an ``{% if %}`` branch the render does
+not take, so counting calls of the filter would count a reference that is not in the report.
 """
 
 from __future__ import annotations
 
 import re
 
+import jinja2
 from markupsafe import Markup, escape
 
 from lab.errors import LabError
 
 TOKEN = re.compile(r"\[\[(fig|tab):([A-Za-z0-9_.-]+)\]\]")
+# a link to an item in each rendering, as html() and markdown() write it (escaped text cannot forge one: '"' and
+# ']' in text are escaped by both)
+_LINK = {"html": re.compile(r'<a class="ref" href="#(fig|tab)-([A-Za-z0-9_.-]+)">'),
+         "markdown": re.compile(r"(?<!\\)\]\(#(fig|tab)-([A-Za-z0-9_.-]+)\)")}
 KIND_WORD = {"fig": "Figure", "tab": "Table"}
 
 
@@ -72,9 +81,13 @@ class Numbering:
             out[key] = count[kind]
         return out
 
-    def check(self) -> None:
-        """Every referenced item is placed, and pass 2 placed items in the order pass 1 numbered them."""
-        dangling = sorted(self.referenced - set(self.placed))
+    def check(self, document: str | None = None, kind: str = "html") -> None:
+        """Every item the rendered ``document`` (``kind`` "html" or "markdown") links to is placed, and pass 2
+        placed items in the order pass 1 numbered them. Without a document, the references handed out by
+        label() (filters evaluated at render time only: see template_filters)."""
+        referenced = self.referenced if document is None else {
+            f"{k}:{name}" for k, name in _LINK[kind].findall(document)}
+        dangling = sorted(referenced - set(self.placed))
         if dangling:
             raise LabError(f"the report refers to {', '.join(dangling)}, which it does not contain")
         if self.final is not None and self.order() != self.final:
@@ -110,4 +123,23 @@ class Numbering:
         return TOKEN.sub(lambda m: self.label(*m.groups()), str(text))
 
 
-__all__ = ["KIND_WORD", "Numbering", "TOKEN", "anchor", "md_escape"]
+def template_filters(numbers: Numbering, markdown: bool) -> dict[str, object]:
+    """The ``refs`` and ``plain`` filters of a template environment, evaluated only when the template renders.
+
+    ``pass_context`` is what stops Jinja's optimiser from calling a filter on a constant at compile time, where a
+    branch not taken would still record its reference and place a label in no document.
+    """
+    refs = numbers.markdown if markdown else numbers.html
+
+    @jinja2.pass_context
+    def refs_filter(_ctx, text):
+        return refs(text)
+
+    @jinja2.pass_context
+    def plain_filter(_ctx, text):
+        return numbers.plain(text)
+
+    return {"refs": refs_filter, "plain": plain_filter}
+
+
+__all__ = ["KIND_WORD", "Numbering", "TOKEN", "anchor", "md_escape", "template_filters"]

@@ -24,11 +24,12 @@ from lab import TEMPLATES_DIR
 from lab.errors import LabError
 from lab.answers import answer_rows
 from lab.experiments import EXPERIMENTS
-from lab.numbering import Numbering, md_escape
+from lab.numbering import Numbering, md_escape, template_filters
 from lab.outdir import clean_temp_files, make_temp_dir
 from lab.results import ExperimentResult, as_text, atomic_write_text, load_gate_record, load_json, load_result
 from lab.runner import current_key, made_by_this_code, rerun_command, rerun_hint, result_path
 from lab.sections import FigureSink, Section, build_section
+from lab.sections.protocol import part_status
 
 TITLE = "Training from Scratch: Initialization & Regularization"
 
@@ -59,8 +60,7 @@ def template_env(numbers: Numbering | None = None, markdown: bool = False) -> ji
     )
     env.filters["mdcell"] = md_cell
     env.filters["mdesc"] = md_escape
-    env.filters["refs"] = numbers.markdown if markdown else numbers.html
-    env.filters["plain"] = numbers.plain
+    env.filters.update(template_filters(numbers, markdown))
     env.globals["numbers"] = numbers
     env.globals["RESULT_CLASS"] = RESULT_CLASS
     # the report's context names its appendices; a section rendered on its own (tests) gets the usual letters
@@ -154,6 +154,7 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
             sections.append(build_section(name, part, title, r, sink, fix=fix))
         else:
             sections.append(Section(experiment=name, part=part, title=title, extra={"missing": True}))
+    protocol = off_protocol(sections, results)
     findings = [
         {**f, "source": name} for name, r in results.items() for f in r.findings
     ]
@@ -190,7 +191,8 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
         "gate_failed": passed < len(checks),
         "outside": outside,
         "answers": answer_rows(sections),
-        "part_titles": {part: title for part, title in EXPERIMENTS.values()},
+        "protocol": protocol,
+        "part_titles": {s.part: _title(s) for s in sections},
         "appendix_tables": appendix_tables,
         "appendix_figures": appendix_figures,
         "appendix_letter": appendix_letter,
@@ -203,15 +205,35 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
     }
 
 
+def off_protocol(sections: list[Section], results: dict[str, ExperimentResult]) -> dict[str, Any]:
+    """Each part's distance from the lab's protocol (the full profile), stored on its section for the answers and
+    the section's note; ``off``: some part differs; ``mixed``: the parts ran under different profiles."""
+    parts = []
+    for sec in sections:
+        if sec.extra.get("missing"):
+            continue
+        r = results[sec.experiment]
+        status = part_status(sec.experiment, sec.part, str(r.provenance.get("profile", "unknown")), r.config)
+        sec.extra["protocol"] = status
+        parts.append(status)
+    return {"parts": parts, "off": any(p["off"] for p in parts),
+            "mixed": len({p["profile"] for p in parts}) > 1}
+
+
 def _number(value: Any) -> float | None:
     """A number the templates may format, or None (a hand-edited record may hold anything there)."""
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _title(sec: Section) -> str:
+    """A part's heading: the section's own, worded from its run (its net's size), else the lab's name for it."""
+    return sec.extra.get("title") or sec.title
+
+
 def _section_view(sec: Section) -> dict[str, Any]:
-    view = {"experiment": sec.experiment, "part": sec.part, "title": sec.title, "figures": sec.figures,
+    view = {"experiment": sec.experiment, "part": sec.part, "title": _title(sec), "figures": sec.figures,
             "tables": sec.tables, "discussion": sec.discussion, "extra": sec.extra,
-            "missing": bool(sec.extra.get("missing"))}
+            "missing": bool(sec.extra.get("missing")), "protocol": sec.extra.get("protocol")}
     return view
 
 
@@ -285,9 +307,9 @@ def render_documents(ctx: dict[str, Any]) -> tuple[str, str]:
         a["evidence"] = ", ".join(f"[[{r}]]" for r in a["refs"] if r in placed)
     html_numbers, md_numbers = Numbering(order), Numbering(order)
     html = template_env(html_numbers).get_template("report.html.j2").render(**ctx)
-    html_numbers.check()
+    html_numbers.check(html, "html")
     md = template_env(md_numbers, markdown=True).get_template("report.md.j2").render(**ctx)
-    md_numbers.check()
+    md_numbers.check(md, "markdown")
     return html, md
 
 
@@ -303,9 +325,14 @@ def render_section(experiment: str, view: dict[str, Any], result: ExperimentResu
 def summary(ctx: dict[str, Any], paths: dict[str, Path]) -> list[str]:
     """The terminal's one-screen summary: where the report is, the gate line, each part's headline answer."""
     lines = [f"report: {paths['html']} (self-contained) and {paths['markdown']}", f"gate: {ctx['gate_line']}"]
+    for p in ctx["protocol"]["parts"]:  # the terminal says it too: nobody should submit a smoke run's numbers
+        if p["off"]:
+            lines.append(textwrap.shorten(f"NOT the lab's protocol: Part {p['part']} (profile {p['profile']}): "
+                                          f"{p['full']}", 320, placeholder=" ..."))
     for part in sorted({a["part"] for a in ctx["answers"]}):
         first = next(a for a in ctx["answers"] if a["part"] == part)
-        lines.append(textwrap.shorten(f"Part {part}: {first['answer']}", 320, placeholder=" ..."))
+        off = " (off the lab's protocol)" if first["off_protocol"] else ""
+        lines.append(textwrap.shorten(f"Part {part}{off}: {first['answer']}", 320, placeholder=" ..."))
     return lines
 
 

@@ -26,7 +26,8 @@ from lab.results import ExperimentResult, atomic_write_bytes, digest_problem, lo
 
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
-_RENDER_ONLY = {"report.py", "__main__.py", "pdf.py", "gate.py", "hooks.py", "outdir.py", "schema.py"}  # checks and I/O, not numbers
+_RENDER_ONLY = {"report.py", "__main__.py", "pdf.py", "gate.py", "hooks.py", "outdir.py", "schema.py", "answers.py",
+                "numbering.py", "audit.py"}  # checks, I/O and words, not numbers
 _RENDER_DIRS = {"plots", "sections"}
 
 

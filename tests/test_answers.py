@@ -127,3 +127,44 @@ def test_html_references_escape_the_text_around_them():
     n.place("tab", "t")
     out = str(n.html("<b>x</b> [[tab:t]]"))
     assert out.startswith("&lt;b&gt;x&lt;/b&gt; ") and '<a class="ref" href="#tab-t">Table 1</a>' in out
+
+
+def test_zero_variance_or_one_seed_never_claims_an_effect_in_the_answers():
+    """Two seeds with identical differences (+1.50, +1.50) used to read "dropout lowers the validation error by
+    1.50 points (95 % interval 1.50 to 1.50)"; one seed has no spread either. The facts come from the section's
+    own _paired_facts, the words from the writers."""
+    from lab.sections.dropout import _paired_facts
+    from lab.sections.paired import paired as pair
+
+    for a, b, why in (([9.0, 8.0], [7.5, 6.5], "identical in all 2 seeds"), ([9.0], [7.5], "one training seed")):
+        facts = _paired_facts(pair(a, b))
+        common, reg = p3_facts(facts, facts)
+        for qid, f in (("p3_dropout", common), ("p3_regulariser", reg)):
+            text = WRITERS[qid](f)
+            assert "lowers" not in text and "raises" not in text and "narrows" not in text, text
+            assert "1.50 to 1.50" not in text and "cannot tell" in text.lower(), text
+        assert why in WRITERS["p3_dropout"](common)
+        mc = {"k_max": "1,000", "large": "5.60 %", "eval": "5.62 %", "images": "2", "vs_eval": facts}
+        text = WRITERS["p3_mc_large"](mc)
+        assert "cannot tell" in text and "errs" not in text
+        small = {"eval": "5 %", "k1": "6 %", "small_k": 10, "small": "5 %", "k1_vs_eval": facts, "small_vs_eval": facts}
+        assert "errs" not in WRITERS["p3_mc_small"](small)
+
+
+def test_a_branch_not_taken_refers_to_nothing():
+    """Jinja folds a filter on a constant at compile time; a reference inside an {% if %} that is not taken was
+    counted ("refers to tab:gate_outside, which it does not contain" for a run with nothing outside its band)."""
+    from lab.report import template_env
+
+    numbers = Numbering()
+    numbers.place("tab", "here")
+    source = '{{ "[[tab:here]]" | refs }}{% if show %} and {{ "[[tab:elsewhere]]" | refs }}{% endif %}'
+    for markdown in (False, True):
+        final = Numbering(numbers.order())
+        final.place("tab", "here")
+        out = template_env(final, markdown=markdown).from_string(source).render(show=False)
+        final.check(out, "markdown" if markdown else "html")  # the branch not taken refers to nothing
+        final.check()
+        shown = template_env(final, markdown=markdown).from_string(source).render(show=True)
+        with pytest.raises(LabError, match="tab:elsewhere"):
+            final.check(shown, "markdown" if markdown else "html")

@@ -86,3 +86,19 @@ def test_init_specs():
     assert abs(float(layer.weight.detach().std()) - (2 / 700) ** 0.5) < 0.002
     with pytest.raises(LabError):
         parse_init("glorot:2")
+
+
+@pytest.mark.parametrize("inits", ["he,he", "normal:1,glorot,normal:1.0", "glorot, glorot"])
+def test_an_init_named_twice_is_refused_not_merged(inits):
+    """Part 2's results are keyed by init: a repeated init used to be merged into one silently."""
+    with pytest.raises(LabError, match=r"twice .*name each init once"):
+        make_config("deep_init", "quick", {"inits": inits})
+    assert make_config("deep_init", "quick", {"inits": "normal:1,normal:2,he"}).inits == ("normal:1", "normal:2", "he")
+
+
+@pytest.mark.parametrize("factors", ["1,1", "0.01,1.0,1", "0.1234567,0.1234568"])
+def test_a_scale_factor_named_twice_is_refused_not_merged(factors):
+    """Part 1's scaling arms are named by the factor as shown: a repeat used to be merged into one arm."""
+    with pytest.raises(LabError, match=r"scale_factors lists .* twice"):
+        make_config("shallow_init", "quick", {"scale_factors": factors})
+    assert make_config("shallow_init", "quick", {"scale_factors": "0.01,100"}).scale_factors == (0.01, 100.0)

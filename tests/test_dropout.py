@@ -343,8 +343,11 @@ def test_thinned_vs_per_image_sentence_says_cannot_tell_unless_the_interval_excl
     thinned = [[3.0, 2.6, 2.0, 1.5], [3.2, 2.8, 2.1, 1.6], [3.1, 2.5, 2.2, 1.5]]
     same = S3MC.mc_discussion(_mc(thinned, [2.0, 2.1, 2.05], [[3.1, 2.5], [3.1, 2.9], [3.2, 2.6]]))
     assert any("this run cannot tell them apart, as expected" in line for line in same)
-    off = S3MC.mc_discussion(_mc(thinned, [2.0, 2.1, 2.05], [[5.0, 4.6], [5.2, 4.8], [5.1, 4.4]]))
+    off = S3MC.mc_discussion(_mc(thinned, [2.0, 2.1, 2.05], [[5.0, 4.6], [5.3, 4.8], [5.05, 4.4]]))
     assert any("they differ by the rule at k = 1, 2" in line for line in off)
+    # the same gap with no spread at all (-2.00 at k = 1 in every seed): a tie, no interval, nothing claimed
+    tied = S3MC.mc_discussion(_mc(thinned, [2.0, 2.1, 2.05], [[5.0, 4.6], [5.2, 4.8], [5.1, 4.5]]))
+    assert not any("they differ by the rule" in line for line in tied)
 
 
 def test_lowest_nll_is_claimed_only_when_both_pairings_say_so():

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
 
-from lab.sections.paired import CANNOT_TELL, diffs_text, paired, range_text, spread, t975
+from lab.sections.paired import (CANNOT_TELL, NO_SPREAD, diffs_text, interval_text, paired, range_text, spread,
+                                 t975, verdict_cell)
 
 
 def test_consistent_differences_are_an_effect_with_their_sign():
@@ -35,9 +37,36 @@ def test_one_seed_or_none_claims_nothing():
     assert "one training seed" in diffs_text(paired([9.0], [5.0]), "points")
 
 
-def test_identical_differences_are_an_effect_and_zero_differences_are_not():
-    assert paired([2.0, 3.0], [1.0, 2.0]).verdict == "higher"  # no spread at all: the interval is the point +1
-    assert paired([2.0, 3.0], [2.0, 3.0]).verdict == CANNOT_TELL
+def test_identical_differences_claim_nothing_and_show_no_interval():
+    """Two seeds whose differences are both +1.50: a variance estimate of zero, not an effect ("95 % interval 1.50 to
+    1.50" was printed and claimed); ties are common with error rates counted in whole images."""
+    for a, b in (([2.0, 3.0], [0.5, 1.5]), ([7.1, 7.1, 7.1], [5.6, 5.6, 5.6]), ([0.3, 0.1 + 0.2], [0.0, 0.0])):
+        p = paired(a, b)
+        assert p.verdict == CANNOT_TELL and not p.effect and not p.has_interval and p.reason == NO_SPREAD, (a, b)
+        text = diffs_text(p, "points")
+        assert "identical" in text and "no interval" in text and "95 %" not in text
+        assert verdict_cell(p) == "identical differences, no interval: cannot tell"
+    assert paired([2.0, 3.0], [2.0, 3.0]).verdict == CANNOT_TELL  # all zero: nothing either
+
+
+def test_two_seeds_give_a_wide_interval_and_say_so():
+    p = paired([3.0, 3.2], [1.0, 1.0])  # +2.0, +2.2: sd 0.141, half-width 12.706 * 0.1 = 1.27
+    assert p.has_interval and p.half_width == pytest.approx(12.706 * float(np.std([2.0, 2.2], ddof=1)) / math.sqrt(2))
+    assert p.verdict == "higher" and "two seeds only" in diffs_text(p, "points")
+    assert "two seeds" not in diffs_text(paired([3.0, 3.2, 3.1], [1.0, 1.0, 1.0]))
+    assert paired([3.0, 1.0], [1.0, 1.0]).verdict == CANNOT_TELL  # +2, 0: the t(1) interval includes 0
+
+
+def test_a_narrow_interval_is_never_printed_as_one_number():
+    p = paired([1.501, 1.5012, 1.5011], [0.0, 0.0, 0.0])
+    lo, hi = p.interval
+    assert p.has_interval and f"{lo:.2f}" == f"{hi:.2f}"  # two decimals would print "+1.50 to +1.50"
+    text = diffs_text(p, "points")
+    shown = re.search(r"interval (\S+) to (\S+)", text).groups()
+    assert shown[0] != shown[1] and float(shown[0]) < float(shown[1]), text
+    cell = verdict_cell(p)
+    assert len(set(re.search(r"\[(\S+), (\S+)\]", cell).groups())) == 2, cell
+    assert interval_text(1.5, 1.5) == "+1.50 to +1.50"  # a true point stays one (never produced by paired)
 
 
 def test_false_alarm_rate_is_about_five_percent_on_noise():

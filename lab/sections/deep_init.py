@@ -97,7 +97,31 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
              f"[{STABLE_BAND[0]}, {STABLE_BAND[1]}].",
     )
     return {"figures": [f_act, f_pred, f_grad], "tables": [table, growth], "discussion": discussion(m),
-            "answers": answers(m)}
+            "answers": answers(m), "intro": intro(m, n_nets, mid),
+            "title": f"Deep net initialization ({len(layers)} x {m['widths'][1]} ReLU layers)"}  # as run
+
+
+def _and(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def intro(m: dict, n_nets: int, mid: int) -> dict:
+    """What the introduction names, from the run: its inits, its draws, the layers the table shows."""
+    from lab.inits import parse_init  # local: lab.inits imports torch
+
+    specs = list(m["inits"])
+    normal = all(parse_init(s).name in ("normal", "glorot", "he") for s in specs)
+    n = len(m["layers"])
+    layers = sorted({1, mid + 1, n})
+    return {
+        "inits": _and([d["label"] for d in m["inits"].values()]),
+        "n_inits": len(specs),
+        "draws": (f"{n_nets} independent weight draw{'s' if n_nets != 1 else ''}"
+                  + ("" if len(specs) == 1 else
+                     " per init (the same standard-normal draws, scaled per init)" if normal else
+                     " per init (the same generator seed for every init)")),
+        "layers": _and([str(layer) for layer in layers]),
+    }
 
 
 def discussion(m: dict) -> list[str]:
@@ -172,8 +196,10 @@ def answers(m: dict) -> list[dict]:
                       "predicted": fmt(d["predicted"]["factor_per_layer"][-1], 3), "verdict": verdict(growth),
                       "growth_v": growth, "predicted_v": d["predicted"]["factor_per_layer"][-1],
                       "first": cell(float(mean_abs[0])), "last": cell(float(mean_abs[-1]))})
+    labels = _and([a["label"] for a in inits]) if inits else "no init"
     return [{
         "id": "p2_stats", "status": "answered" if inits else "missing",
+        "question": f"How do the mean and std of |activation| evolve over {len(m['layers'])} layers under {labels}?",
         "refs": ["fig:p2_activations", "tab:p2_growth", "fig:p2_prediction"],
         "facts": {"inits": inits, "depth": len(m["layers"]), "width": m["widths"][1]},
     }]

@@ -18,7 +18,7 @@ from lab.plots.dropout import plot_curves, plot_digits, plot_gap
 from lab.results import ExperimentResult
 from lab.sections import FigureSink, Table, fmt
 from lab.sections.dropout_mc import mc_discussion, mc_figures, mc_seed_table, mc_table
-from lab.sections.paired import CANNOT_TELL, RULE, Paired, diffs_text, paired, range_text, spread
+from lab.sections.paired import CANNOT_TELL, RULE, Paired, diffs_text, interval_text, paired, range_text, spread, verdict_cell
 
 VAL_LOSS_RISE_TOL = 0.01  # a rise of the validation loss above its minimum smaller than this is "flat"
 FAR_WORSE_RATIO = 2.0  # masked (running) training loss / eval-mode training loss above this: "far worse"
@@ -106,7 +106,7 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         "discussion": discussion(m),
         "final_test_table": final_test_table(m) if m.get("test") else None,
         "rule": RULE,
-        "answers": answers(m),
+        "answers": _with_question(answers(m), result.config),
         "lead": lead(mc is not None, bool(m.get("test"))),
     }
 
@@ -171,11 +171,7 @@ def _diff_cell(a, b, digits: int) -> str:
     return "n/a" if a is None or b is None else f"{a - b:+.{digits}f}"
 
 
-def _verdict_cell(p: Paired, digits: int = 2) -> str:
-    if p.n < 2:
-        return "one seed: cannot tell"
-    lo, hi = p.interval
-    return f"[{lo:+.{digits}f}, {hi:+.{digits}f}]: {'effect' if p.effect else CANNOT_TELL}"
+_verdict_cell = verdict_cell  # one wording for every table of intervals (lab.sections.paired)
 
 
 def paired_table(m: dict) -> Table:
@@ -314,7 +310,7 @@ def comparison(drop: dict, plain: dict, n_val: int) -> str:
                 f"It {loss}; {best}.")
     return (f"This run cannot tell whether dropout changes the validation error: {dv} with dropout vs {pv} without "
             f"{where}; no dropout minus dropout {diffs_text(err, 'points')}"
-            + (", and the interval includes 0" if n > 1 else "") + f". It {loss}; {best}.")
+            + (", and the interval includes 0" if err.has_interval else "") + f". It {loss}; {best}.")
 
 
 def _overfit_sentence(plain: dict) -> str:
@@ -435,8 +431,17 @@ def _paired_facts(p: Paired, digits: int = 2) -> dict:
     lo, hi = p.interval
     return {"verdict": p.verdict, "mean": f"{p.mean:+.{digits}f}" if p.n else "n/a", "n": p.n,
             "abs": f"{abs(p.mean):.{digits}f}" if p.n else "n/a", "digits": digits,
-            "lo": lo if p.n > 1 else None, "hi": hi if p.n > 1 else None,
-            "interval": f"{lo:+.{digits}f} to {hi:+.{digits}f}" if p.n > 1 else "n/a"}
+            "lo": lo if p.has_interval else None, "hi": hi if p.has_interval else None,
+            "interval": interval_text(lo, hi, digits) if p.has_interval else "n/a", "reason": p.reason}
+
+
+def _with_question(rows: list[dict], cfg: dict) -> list[dict]:
+    """The dropout question names the rates this run used, not the lab's default 50 % / 20 %."""
+    for row in rows:
+        if row["id"] == "p3_dropout":
+            row["question"] = (f"Dropout ({cfg['p_hidden'] * 100:g} % after each hidden layer, {cfg['p_input'] * 100:g} % "
+                               "on the input) against none: training and validation loss and error?")
+    return rows
 
 
 def answers(m: dict) -> list[dict]:

@@ -17,7 +17,7 @@ import numpy as np
 from lab.plots import new_figure
 from lab.plots.dropout import SRIVASTAVA_K, eval_values, mc_matrix, plot_mc_error, plot_mc_modes, plot_mc_paired
 from lab.sections import FigureSink, Figure, Table, fmt
-from lab.sections.paired import CANNOT_TELL, RULE, Paired, diffs_text, paired, range_text, spread
+from lab.sections.paired import CANNOT_TELL, RULE, Paired, diffs_text, paired, range_text, spread, verdict_cell
 
 NEAR_IMAGES = 2  # "close to weight scaling": within this many validation images
 MODE_LABEL = {"logits": "averaged logits", "probs": "averaged probabilities"}
@@ -178,11 +178,7 @@ def mc_seed_table(mc: dict) -> Table:
     )
 
 
-def _interval_cell(p: Paired) -> str:
-    if p.n < 2:
-        return "one seed: cannot tell"
-    lo, hi = p.interval
-    return f"[{lo:+.2f}, {hi:+.2f}]: {'effect' if p.effect else CANNOT_TELL}"
+_interval_cell = verdict_cell  # one wording for every table of intervals (lab.sections.paired)
 
 
 def _shown_ks(ks: list[int]) -> list[int]:
@@ -256,7 +252,7 @@ def _kmax_sentence(mc: dict, p: Paired, resolution: float) -> str:
                 f"good as the sampled ensemble here.")
     return (f"This run cannot tell the k = {top:,} ensemble from weight scaling: ensemble minus eval mode "
             f"{diffs_text(p, 'points')} ({images:.0f} images on average)"
-            + ("; the interval includes 0" if p.n > 1 else "") + ". Weight scaling gets there in one pass.")
+            + ("; the interval includes 0" if p.has_interval else "") + ". Weight scaling gets there in one pass.")
 
 
 def _relative(a: float, b: float) -> float:

@@ -22,6 +22,12 @@ import numpy as np
 T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
 CANNOT_TELL = "cannot tell"
+# why a Paired claims nothing (Paired.reason); "" for an effect and for an interval that includes 0
+ONE_SEED = "one seed"
+NO_SPREAD = "no spread"
+# sample standard deviations below this fraction of the largest |difference| are a tie, not a spread: float
+# rounding of equal quantities (errors of 2 images in 1,000 computed two ways) must not pass for a measured spread
+TIE_RTOL = 1e-9
 
 
 def t975(df: int) -> float:
@@ -59,8 +65,9 @@ class Paired:
 
     diffs: tuple[float, ...]
     mean: float
-    half_width: float  # t(0.975, n - 1) * sd / sqrt(n); NaN with fewer than 2 seeds
+    half_width: float  # t(0.975, n - 1) * sd / sqrt(n); NaN with fewer than 2 seeds or no spread
     verdict: str  # "higher" (a > b), "lower" (a < b) or CANNOT_TELL
+    reason: str = ""  # ONE_SEED or NO_SPREAD when no interval exists (the verdict is then CANNOT_TELL)
 
     @property
     def n(self) -> int:
@@ -74,17 +81,25 @@ class Paired:
     def effect(self) -> bool:
         return self.verdict != CANNOT_TELL
 
+    @property
+    def has_interval(self) -> bool:
+        """True where a 95 % interval was computed (two or more seeds whose differences have a spread)."""
+        return self.n >= 2 and math.isfinite(self.half_width) and self.half_width > 0
+
 
 def paired(a, b) -> Paired:
     """Paired differences a_i - b_i over the seeds where both are finite."""
     diffs = tuple(x - y for x, y in zip(a, b) if x is not None and y is not None and math.isfinite(x - y))
     n = len(diffs)
     if n == 0:
-        return Paired((), math.nan, math.nan, CANNOT_TELL)
+        return Paired((), math.nan, math.nan, CANNOT_TELL, ONE_SEED)
     mean = float(np.mean(diffs))
     if n < 2:
-        return Paired(diffs, mean, math.nan, CANNOT_TELL)
-    half = t975(n - 1) * float(np.std(diffs, ddof=1)) / math.sqrt(n)
+        return Paired(diffs, mean, math.nan, CANNOT_TELL, ONE_SEED)
+    sd = float(np.std(diffs, ddof=1))
+    if not sd > TIE_RTOL * max(abs(d) for d in diffs):  # identical differences: a zero variance estimate
+        return Paired(diffs, mean, math.nan, CANNOT_TELL, NO_SPREAD)
+    half = t975(n - 1) * sd / math.sqrt(n)
     verdict = CANNOT_TELL
     if mean - half > 0:
         verdict = "higher"
@@ -93,14 +108,37 @@ def paired(a, b) -> Paired:
     return Paired(diffs, mean, half, verdict)
 
 
+def interval_text(lo: float, hi: float, digits: int = 2, sep: str = " to ", sign: str = "+") -> str:
+    """'+2.80 to +3.68': the ends of an interval with at least ``digits`` decimals, more where fewer would show two
+    equal numbers ('1.50 to 1.50' would read as a measured point)."""
+    d = digits
+    while d < 8 and f"{lo:{sign}.{d}f}" == f"{hi:{sign}.{d}f}" and lo != hi:
+        d += 1
+    return f"{lo:{sign}.{d}f}{sep}{hi:{sign}.{d}f}"
+
+
 def diffs_text(p: Paired, unit: str = "", digits: int = 2) -> str:
     """'+3.10, +3.42, +3.20 points; mean +3.24, 95 % interval +2.80 to +3.68' (or 'one seed: +3.10 points')."""
     vals = ", ".join(f"{d:+.{digits}f}" for d in p.diffs)
     unit = f" {unit}" if unit else ""
     if p.n < 2:
         return f"one training seed: {vals}{unit}, no spread to compare it with"
+    if not p.has_interval:
+        return (f"per seed {vals}{unit}: identical in all {p.n} seeds, so their spread is unknown and no interval "
+                "can be computed")
     lo, hi = p.interval
-    return f"per seed {vals}{unit}; mean {p.mean:+.{digits}f}, 95 % interval {lo:+.{digits}f} to {hi:+.{digits}f}"
+    few = " (two seeds only: a wide interval)" if p.n == 2 else ""
+    return f"per seed {vals}{unit}; mean {p.mean:+.{digits}f}, 95 % interval {interval_text(lo, hi, digits)}{few}"
+
+
+def verdict_cell(p: Paired, digits: int = 2) -> str:
+    """A table cell for the interval of the mean difference and what it allows: '[+0.1, +0.9]: effect'."""
+    if p.n < 2:
+        return "one seed: cannot tell"
+    if not p.has_interval:
+        return "identical differences, no interval: cannot tell"
+    lo, hi = p.interval
+    return f"[{interval_text(lo, hi, digits, sep=', ')}]: {'effect' if p.effect else CANNOT_TELL}"
 
 
 def range_text(s: Spread, digits: int = 2, suffix: str = "") -> str:
@@ -116,4 +154,4 @@ RULE = ("an effect is claimed only where the 95 % Student-t interval of the mean
         "training seeds excludes 0; otherwise the run cannot tell")
 
 __all__ = ["CANNOT_TELL", "Paired", "RULE", "Spread", "T975", "diffs_text", "finite", "paired", "range_text", "spread",
-           "t975"]
+           "t975", "verdict_cell", "interval_text", "NO_SPREAD", "ONE_SEED"]

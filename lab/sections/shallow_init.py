@@ -380,9 +380,10 @@ def _tables(m: dict, cfg: dict) -> dict:
     )
     base_sigma = _base_sigma(m)
     rows = []
+    n_mat = len(m["widths"]) - 1  # weight matrices of the net as run (3 for the lab's 2-6-3-2)
     for key, arm in m["scaling"].items():
         factor = _factor(key)
-        equiv = fmt(base_sigma * factor ** (1 / 3)) if factor is not None and base_sigma is not None else "-"
+        equiv = fmt(base_sigma * factor ** (1 / n_mat)) if factor is not None and base_sigma is not None else "-"
         rows.append(arm_row(arm["label"], arm, [fmt(arm["input_std"]), equiv]))
     tabs["scaling"] = Table(
         name="p1_scaling",
@@ -390,7 +391,7 @@ def _tables(m: dict, cfg: dict) -> dict:
         columns=["inputs", "input std", "same logits at init as sigma", *cols],
         rows=rows,
         note="With zero biases the ReLU net is positively homogeneous: inputs x c give the same logits at init as "
-             "each of the three weight matrices x c^(1/3), i.e. sigma x c^(1/3) (third column).",
+             f"each of the {n_mat} weight matrices x c^(1/{n_mat}), i.e. sigma x c^(1/{n_mat}) (third column).",
     )
     ref_key, ref = reference_arm(m)
     rows = [["nothing (reference)", loss_story(ref, ln2, steps, cfg["early_step"]), spread(ref, "final_train_loss"),
@@ -577,13 +578,14 @@ def _scaling_lines(m: dict, cfg: dict) -> list[str]:
             text += f"; the normalised run: {_acc(ref)}"
         lines.append(text + ".")
     sweep = {e["sigma"]: e for e in m["sweep"]}
+    n_mat = len(m["widths"]) - 1  # weight matrices of the net as run: inputs x f = each matrix x f^(1/n_mat)
     for key, arm in sc.items():
         f = _factor(key)
         if f is None or f == 1.0 or base_sigma is None:
             continue
         med = arm["median"]
         init = _num(med["init_loss"])
-        equiv = base_sigma * f ** (1 / 3)
+        equiv = base_sigma * f ** (1 / n_mat)
         near = min(sweep, key=lambda s: abs(math.log(s / equiv)))
         text = (f"Inputs x {f:g}{_div_note(arm)}: loss at init {_val(arm, 'init_loss')} ({_ln2(init, ln2)}), final "
                 f"validation accuracy {_acc(arm)}")
@@ -592,7 +594,7 @@ def _scaling_lines(m: dict, cfg: dict) -> list[str]:
             s_init = _num(s_med["init_loss"])
             same = init is not None and s_init is not None and abs(s_init - init) <= 1e-3 * max(1.0, init)
             text += (f". At init this {'is' if same else 'should be'} the same as weights sigma = {_sig(near)} "
-                     f"(= {_sig(base_sigma)} x {f:g}^(1/3)) on normalised inputs: loss at init {fmt(s_init)} "
+                     f"(= {_sig(base_sigma)} x {f:g}^(1/{n_mat})) on normalised inputs: loss at init {fmt(s_init)} "
                      f"in the sweep")
             acc_s, acc_d = _num(s_med["final_val_acc"]), _num(med["final_val_acc"])
             if acc_s is not None and acc_d is not None:
@@ -679,6 +681,7 @@ def build(result: ExperimentResult, sink: FigureSink) -> dict:
         "answers": answers(m, cfg),
         "crosscheck": crosscheck_summary(m["crosscheck"]),
         "sigmas": m["sigmas"],
+        "title": f"Shallow net initialization ({'-'.join(str(w) for w in m['widths'])} on two rings)",  # as run
     }
 
 
