@@ -477,6 +477,7 @@ def test_ctrl_c_during_pdf_exits_130_and_leaves_no_profile(out, tmp_path):
     tmpdir.mkdir()
     env = {**os.environ, "CHROMIUM": str(_fake_chromium(tmp_path, slow=True)), "TMPDIR": str(tmpdir),
            "PYTHONUNBUFFERED": "1"}
+    before = tree(out)
     proc = subprocess.Popen([sys.executable, "-m", "lab", "pdf", "--out", str(out)], cwd=PROJECT_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
@@ -488,7 +489,7 @@ def test_ctrl_c_during_pdf_exits_130_and_leaves_no_profile(out, tmp_path):
     assert proc.returncode == 130, err
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted"), err
     assert not list(tmpdir.iterdir()), "Chromium's profile folder was left behind"
-    assert not (out / "report.pdf").exists() and not list(out.glob(".report.pdf.*"))
+    assert tree(out) == before  # no new report.pdf, no temp file, no journal: OUT as it was
 
 
 def test_a_full_disk_while_recording_the_gate_is_one_line_exit_2(tmp_path, monkeypatch):
