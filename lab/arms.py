@@ -16,8 +16,7 @@ from dataclasses import dataclass, fields
 
 from lab.inits import parse_init, weight_std
 
-# The settings of an optimiser a promise names; implementation switches (foreach, fused, ...) are not promises.
-OPTIMIZER_SETTINGS = ("lr", "momentum", "dampening", "nesterov", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+# param_groups keys that are implementation switches, not settings a label promises (every other key is compared)
 IMPLEMENTATION_KEYS = ("params", "foreach", "fused", "capturable", "differentiable", "initial_lr", "decoupled_weight_decay")
 
 
@@ -72,8 +71,4 @@ def layer_std(init: str, widths: tuple[int, ...] | list[int]) -> tuple[float, ..
     return tuple(weight_std(parsed, a, b) for a, b in zip(widths[:-1], widths[1:]))
 
 
-def by_key(arms: list[ArmSpec]) -> dict[str, ArmSpec]:
-    return {a.key: a for a in arms}
-
-
-__all__ = ["ArmSpec", "IMPLEMENTATION_KEYS", "OPTIMIZER_SETTINGS", "by_key", "layer_std"]
+__all__ = ["ArmSpec", "IMPLEMENTATION_KEYS", "layer_std"]

@@ -454,8 +454,9 @@ def _arms_training(s, h, _):
     results = []
     # whether the loop honours an arm's optimiser, lr, length and data does not depend on the weights it starts
     # from: arms that differ only in their init rule (Part 1's sweep) run once
-    for arm in _distinct(_sampled(h), lambda a: (a.promise() | {"init": None, "layer_std": None, "key": None,
-                                                                "group": None, "mask_seeds": None}).__repr__()):
+    for arm in _distinct(_sampled(h), lambda a: (a.optimizer, a.lr, a.momentum, a.weight_decay, a.betas, a.eps,
+                                                 a.steps, a.epochs, a.batch_size, a.bias, a.inputs, a.scale, a.labels,
+                                                 a.p_input, a.p_hidden)):
         with torch.random.fork_rng(devices=_cuda(s)):
             torch.manual_seed(0)
             trace = h.arm_trace(arm, d)
