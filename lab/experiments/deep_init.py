@@ -104,7 +104,7 @@ def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
     findings = []
     jobs = [(spec, net) for spec in cfg.inits for net in range(cfg.n_nets)]
     runs: dict[str, list[dict]] = {spec: [] for spec in cfg.inits}
-    for spec, net in ctx.progress(jobs, desc="deep_init nets"):
+    for spec, net in ctx.progress(jobs, phase="nets", desc="deep_init nets"):
         model = make_model(cfg, spec, net, ctx.device)
         runs[spec].append(measure_net(model, x, y))
         if net == 0:

@@ -308,7 +308,7 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     stack = init_stack(net, [sp for sp in specs for _ in seeds], seeds * len(specs), device=dev)
     t = time.perf_counter()
     fit = fit_batched(stack, split.x_train, split.y_train, cfg.steps, cfg.lr, split.x_val, split.y_val,
-                      eval_at=eval_at, progress=lambda it: ctx.progress(it, desc="shallow_init sweep"))
+                      eval_at=eval_at, progress=lambda it: ctx.progress(it, phase="sweep", desc="shallow_init sweep"))
     timing["sweep_batched"] = time.perf_counter() - t
     members = {sp: list(range(k * S, (k + 1) * S)) for k, sp in enumerate(specs)}
     sweep = []
@@ -352,7 +352,7 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     scaling: dict[str, dict] = {}
     breakers: dict[str, dict] = {}
     for group, arms in ((scaling, scaling_arms), (breakers, breaker_arms)):
-        for arm in ctx.progress(arms, desc="shallow_init arms"):
+        for arm in ctx.progress(arms, phase="arms", desc="shallow_init arms"):
             arm_stack, arm_fit = train_arm(arm, cfg, seeds, ctx, eval_at)
             group[arm.key] = {"label": arm.label, "init": arm.init, "lr": arm.lr, "bias": arm.bias,
                               "input_std": float(arm.x.std(0).mean()), "seeds": seeds,
