@@ -228,6 +228,47 @@ def audit_plan(cfgs: dict[str, Any]) -> Plan:
     return Plan("audit", audit_phases(cfgs))
 
 
+# ---------------------------------------------------------------------------------------------- measured
+
+def measured_seconds(experiment: str, metrics: dict, provenance: dict) -> dict[str, float | None]:
+    """Wall time of each phase as the run recorded it (metrics["timing_s"], the provenance's wall time for a part
+    timed as a whole); None for a phase the run did not time on its own."""
+    t = metrics.get("timing_s") or {}
+
+    def num(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+    def total(v: Any) -> float | None:
+        return sum(num(x) or 0.0 for x in v.values()) if isinstance(v, dict) else num(v)
+
+    if experiment == "shallow_init":
+        return {"sweep": num(t.get("sweep_batched")), "arms": num(t.get("arms_batched")), "grids": None,
+                "one_model_loop": num(t.get("one_model_loop"))}
+    if experiment == "deep_init":
+        return {"nets": num(provenance.get("wall_time_s"))}
+    if experiment == "dropout":
+        return {"init": num(t.get("init")), "train": total(t.get("train")), "score": total(t.get("eval")),
+                "ensembles": num(t.get("ensembles")), "reference": num(t.get("reference")),
+                "timing": num(t.get("timing")), "final": None}
+    return {}
+
+
+def phase_rows(experiment: str, cfg: Any, metrics: dict, provenance: dict) -> list[dict]:
+    """Per phase: FLOPs, estimated and measured seconds, achieved GFLOP/s and its fraction of the matmul rate
+    measured before the run (None where the run recorded no rate or no time for the phase)."""
+    rate = provenance.get("matmul_gflops")
+    rate = float(rate) if isinstance(rate, (int, float)) and rate > 0 else None
+    seconds = measured_seconds(experiment, metrics, provenance)
+    rows = []
+    for p in estimate(experiment, cfg).phases:
+        wall = seconds.get(p.name)
+        gflops = p.flops / wall / 1e9 if wall else None
+        rows.append({"experiment": experiment, "phase": p.name, "what": p.what, "flops": p.flops,
+                     "estimate_s": p.seconds(rate) if rate else None, "wall_s": wall, "gflops": gflops,
+                     "fraction": gflops / rate if gflops is not None and rate else None})
+    return rows
+
+
 # ---------------------------------------------------------------------------------------------- the rate
 
 def measure_matmul_rate(seconds: float = 1.0, n: int = ROOFLINE_N, device: Any = None) -> float:
