@@ -115,11 +115,11 @@ def _gflops(text: str) -> float:
 
 def _rate(args, device) -> tuple[float, str]:
     """The matmul rate the estimates use: --rate, or the roofline kernel timed now (about a second)."""
-    from lab.cost import measure_matmul_rate
+    from lab.cost import recent_matmul_rate
 
     if args.rate is not None:
         return args.rate, "(--rate)"
-    return measure_matmul_rate(1.0, device=device), "measured now"
+    return recent_matmul_rate(device, 1.0), "measured now"
 
 
 def _part_label(name: str) -> str:

@@ -296,6 +296,21 @@ def measure_matmul_rate(seconds: float = 1.0, n: int = ROOFLINE_N, device: Any =
     return 2.0 * n**3 / sorted(times)[len(times) // 2] / 1e9
 
 
+_RECENT: dict[str, tuple[float, float]] = {}  # device -> (when, GFLOP/s) of the last measurement in this process
+RECENT_S = 120.0  # a rate measured this recently in the same process is reused (several runs in one session)
+
+
+def recent_matmul_rate(device: Any = None, seconds: float = 1.0) -> float:
+    """measure_matmul_rate, unless this process measured it on this device less than RECENT_S ago."""
+    key = str(device or "cpu")
+    now = time.monotonic()
+    if key in _RECENT and now - _RECENT[key][0] < RECENT_S:
+        return _RECENT[key][1]
+    rate = measure_matmul_rate(seconds, device=device)
+    _RECENT[key] = (now, rate)
+    return rate
+
+
 # ---------------------------------------------------------------------------------------------- words
 
 def fmt_flops(flops: float) -> str:
@@ -323,4 +338,4 @@ def phase_eta(plan: Plan, name: str, rate_gflops: float) -> float:
 
 
 __all__ = ["AUDIT_MC_PASSES", "PHASE_SPEED", "Phase", "Plan", "audit_plan", "estimate", "estimate_line",
-           "fmt_duration", "fmt_flops", "linear_macs", "measure_matmul_rate", "thinned_macs", "train_macs"]
+           "fmt_duration", "fmt_flops", "linear_macs", "measure_matmul_rate", "recent_matmul_rate", "thinned_macs", "train_macs"]
