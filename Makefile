@@ -38,7 +38,7 @@ pdf: $(STAMP) ## print the existing OUT/index.html to OUT/report.pdf via headles
 	$(PY) -m lab pdf --out $(OUT)
 
 test: $(STAMP) ## run tests/, checks/ and benchmarks/ once each as ordinary tests (no timing)
-	$(PY) -m pytest -q --benchmark-disable -p no:cacheprovider
+	$(PY) -m pytest -q --benchmark-disable -p no:cacheprovider --durations=10
 
 bench: $(STAMP) ## time the training steps (pytest-benchmark) and save OUT/data/bench.json
 	mkdir -p $(OUT)/data
