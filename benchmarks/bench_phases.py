@@ -99,8 +99,12 @@ def test_part3_phases(benchmark, perf, device):
 
 
 if __name__ == "__main__":
+    import sys
+
     from lab.context import resolve_device
 
+    if len(sys.argv) > 1:  # python -m benchmarks.bench_phases THREADS: the same slices on that many threads
+        torch.set_num_threads(int(sys.argv[1]))
     r = measure(resolve_device("auto"))
     print(f"roofline {r['roofline_gflops']:.0f} GFLOP/s ({r['threads']} threads, medians of {r['rounds']} interleaved rounds)")
     for name, p in r["phases"].items():

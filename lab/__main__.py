@@ -113,13 +113,13 @@ def _gflops(text: str) -> float:
     return value
 
 
-def _rate(args, device) -> tuple[float, str]:
-    """The matmul rate the estimates use: --rate, or the roofline kernel timed now (about a second)."""
-    from lab.cost import recent_matmul_rate
+def _rate(args, device):
+    """The rates the estimates use (lab.cost.Rates): --rate for the matmul, or both kernels timed now (a second)."""
+    from lab.cost import Rates, recent_rates
 
     if args.rate is not None:
-        return args.rate, "(--rate)"
-    return recent_matmul_rate(device, 1.0), "measured now"
+        return Rates(args.rate), "(--rate)"
+    return recent_rates(device, 1.0), "measured now"
 
 
 def _part_label(name: str) -> str:
@@ -220,7 +220,8 @@ def _announce_costs(args, names: list[str], per: dict, ctx: RunContext) -> tuple
         print(cost.estimate_line(_part_label(name), plan, rate, how), flush=True)
     if len(stale) > 1:
         print(f"in all: about {cost.fmt_duration(total)}", flush=True)
-    return etas, {"matmul_gflops": round(rate, 2)}
+    return etas, {"matmul_gflops": round(rate.matmul, 2),
+                  "step_gflops": round(rate.step, 2) if rate.step is not None else None}
 
 
 def _note(message: str) -> None:

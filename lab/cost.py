@@ -1,15 +1,16 @@
 """What a run will cost, from the configuration alone: FLOPs per part and phase, and the expected wall time.
 
-    plan = estimate("dropout", make_config("dropout"), rate_gflops=measure_matmul_rate())  # Plan with phases
+    plan = estimate("dropout", make_config("dropout")); plan.seconds(measure_rates())  # FLOPs per phase, then time
 
 FLOPs are multiply-adds x 2 of the matrix products (nn.Linear, bmm): elementwise work (ReLU, dropout masks,
 softmax, the AdamW update) is not counted, as torch.utils.flop_counter does not count it either;
 tests/test_cost.py checks every part against FlopCounterMode on the experiments' own run() at small sizes.
 
-Time is modelled per phase as ``flops / (rate x efficiency) + steps x overhead``: ``rate`` is the 2048 x 2048
-fp32 matmul rate measured just before the run (benchmarks' roofline kernel), ``efficiency`` the fraction of it
-the phase's products reach, and ``overhead`` the fixed cost of one step (Python, kernel launches, the
-elementwise work), which is what the tiny nets of Parts 1 and 2 are made of. Both constants were measured on
+Time is modelled per phase as ``flops / (rate x efficiency) + steps x overhead``: ``rate`` is measured just before
+the run on one of two kernels, the 2048 x 2048 fp32 matmul (benchmarks' roofline: big products) or a training
+step's products (batch 100 through 784-800-800, which a loaded machine slows far more than big ones),
+``efficiency`` the fraction of it the phase's products reach, and ``overhead`` the fixed cost of one step
+(Python, kernel launches, the elementwise work), which is what the tiny nets of Part 1 are made of. Both constants were measured on
 this project's 2-core CPU (see PHASE_SPEED); the Performance appendix shows the fractions each run reached.
 """
 
@@ -34,36 +35,65 @@ AUDIT_MC_PASSES = 5  # thinned-network passes per training seed's dropout net ov
 class Speed:
     """How fast a phase runs relative to the machine: fraction of the matmul rate, and seconds per step."""
 
-    efficiency: float  # achieved FLOP/s of the phase's products / the 2048^2 matmul's
+    efficiency: float  # achieved FLOP/s of the phase's products / the rate of its reference kernel
     overhead_s: float = 0.0  # fixed cost of one step (a Python iteration: launches, elementwise work, bookkeeping)
+    kernel: str = "matmul"  # reference kernel: "matmul" (2048^2, big products) or "step" (a training step's shapes)
 
 
-# Measured on the 2-core x86-64 CPU of this project (torch 2.14, 2 threads; Part 1 on one thread, as it runs):
-# each phase run alone at full size (Part 3 sliced by --set, see README "Cost model"), its wall time fitted by
-# flops / (rate x efficiency) + steps x overhead with the roofline measured in the same process.
+# Measured on the 2-core x86-64 CPU of this project (torch 2.14, 2 threads; Part 1 on one thread, as it runs), in
+# the least loaded runs of 2026-11-29 (roofline 180-185 GFLOP/s): the quick profile end to end, Parts 1 and 2 at
+# full size, Part 3's phases at full width and sizes on slices (benchmarks/bench_phases.py); each phase's time
+# fitted by flops / (rate x efficiency) + steps x overhead with the rate measured in the same process. On a loaded
+# machine the small products of training lose far more than the roofline does (README, "Cost model").
 PHASE_SPEED: dict[tuple[str, str], Speed] = {
-    # Part 1: 2-6-3-2 nets, a few kFLOP per member and step: launch-bound, the FLOPs barely matter
-    ("shallow_init", "sweep"): Speed(0.05, 2.0e-3),
-    ("shallow_init", "arms"): Speed(0.05, 0.25e-3),
-    ("shallow_init", "grids"): Speed(0.05, 1.0e-3),
-    ("shallow_init", "one_model_loop"): Speed(0.05, 0.25e-3),
-    # Part 2: 20 x 100 layers over 10,000 points: moderately large products, one step per net
-    ("deep_init", "nets"): Speed(0.30, 0.05),
-    # Part 3: 784-800-800-10
-    ("dropout", "setup"): Speed(1.0, 0.0),
-    ("dropout", "init"): Speed(0.5, 0.0),
-    ("dropout", "train"): Speed(0.50, 0.5e-3),  # batch-100 products and the fused AdamW update per step
-    ("dropout", "score"): Speed(0.60, 0.0),
-    ("dropout", "ensembles"): Speed(0.45, 1.0e-3),  # thinned nets: gather the kept rows/columns, then a dense pass
-    ("dropout", "reference"): Speed(0.35, 0.0),  # per-image masks: a random draw per activation
-    ("dropout", "timing"): Speed(0.45, 0.0),
-    ("dropout", "final"): Speed(0.60, 0.0),
-    ("audit", "dropout_eval"): Speed(0.60, 0.0),
-    ("audit", "dropout_mc"): Speed(0.45, 1.0e-3),
-    ("audit", "shallow_retrain"): Speed(0.05, 2.0e-3),
+    # Part 1: 2-6-3-2 nets on one thread, a few kFLOP per member and step: bmm at ~2 GFLOP/s plus launches
+    ("shallow_init", "sweep"): Speed(0.012, 0.05e-3),  # measured 1.17 s for 100 nets x 1,020 steps and scorings
+    ("shallow_init", "arms"): Speed(0.012, 0.08e-3),  # 0.94 s for 10 arms x 5 nets x 1,020 steps
+    ("shallow_init", "grids"): Speed(0.012, 1.0e-3),
+    ("shallow_init", "one_model_loop"): Speed(0.012, 1.4e-3),  # autograd + SGD + a host sync per step: 1.35 s
+    # Part 2: 20 x 100 layers over 10,000 points, one forward and backward per net: products of 100-wide layers
+    # (0.18-0.24 of the 2048^2 rate when the machine was quiet, 0.1 of the step kernel's when it was loaded)
+    ("deep_init", "nets"): Speed(0.2, 0.0, "step"),
+    # Part 3: 784-800-800-10. Phases of many small or gathered products follow the step kernel; the 5,000-image
+    # scoring chunks follow the big matmul
+    ("dropout", "init"): Speed(1.1, 0.0, "step"),
+    # batch-100 products and the fused AdamW update: 0.44 of the 2048^2 rate when quiet (README: 0.48), but 0.03-0.08
+    # of it on a loaded machine, where two threads wait on each other at every small product; against the step
+    # kernel, which suffers alike, 0.35-0.75 in both
+    ("dropout", "train"): Speed(0.55, 0.0, "step"),
+    ("dropout", "score"): Speed(0.80, 0.0),  # 5,000-image chunks: 0.54-1.2 (large GEMMs can beat the 2048^2 kernel)
+    ("dropout", "ensembles"): Speed(0.75, 0.0, "step"),  # thinned nets: a gather of kept rows/columns per member
+    ("dropout", "reference"): Speed(0.9, 0.0, "step"),  # per-image masks, a random draw per activation
+    ("dropout", "timing"): Speed(1.2, 0.0, "step"),  # eval, thinned and per-image passes over the MC images
+    ("dropout", "final"): Speed(0.80, 0.0),
+    ("audit", "dropout_eval"): Speed(0.80, 0.0),
+    ("audit", "dropout_mc"): Speed(0.75, 0.0, "step"),
+    ("audit", "shallow_retrain"): Speed(0.012, 0.08e-3),
 }
 # Seconds every part spends outside its phases (data loading, building the results): measured, machine-bound.
-FIXED_S = {"shallow_init": 1.0, "deep_init": 0.5, "dropout": 1.5, "audit": 3.0}
+FIXED_S = {"shallow_init": 0.2, "deep_init": 0.1, "dropout": 1.0, "audit": 3.0}
+
+
+@dataclass(frozen=True)
+class Rates:
+    """GFLOP/s of the two reference kernels, measured just before a run (measure_rates)."""
+
+    matmul: float  # a 2048 x 2048 fp32 matmul: the roofline the Performance appendix divides by
+    step: float | None = None  # a training step's products (batch 100 through 784-800-800): None = not measured
+
+    @staticmethod
+    def of(rates: "Rates | float") -> "Rates":
+        return rates if isinstance(rates, Rates) else Rates(float(rates))
+
+    def get(self, kernel: str) -> float:
+        if kernel == "step" and self.step:
+            return self.step
+        # not measured (a --rate given, an older result): the step kernel's typical share of the matmul rate when
+        # the machine is quiet (STEP_SHARE)
+        return self.matmul * (STEP_SHARE if kernel == "step" else 1.0)
+
+
+STEP_SHARE = 0.8  # step kernel / 2048^2 matmul on the quiet 2-core CPU (0.1 when loaded: measure it when you can)
 
 
 @dataclass(frozen=True)
@@ -74,9 +104,10 @@ class Phase:
     flops: float
     steps: int = 0  # Python-level steps, for the overhead term
 
-    def seconds(self, rate_gflops: float) -> float:
+    def seconds(self, rates: Rates | float) -> float:
         speed = PHASE_SPEED[(self.experiment, self.name)]
-        return self.flops / (rate_gflops * 1e9 * speed.efficiency) + self.steps * speed.overhead_s
+        rate = Rates.of(rates).get(speed.kernel)
+        return self.flops / (rate * 1e9 * speed.efficiency) + self.steps * speed.overhead_s
 
 
 @dataclass
@@ -88,8 +119,8 @@ class Plan:
     def flops(self) -> float:
         return sum(p.flops for p in self.phases)
 
-    def seconds(self, rate_gflops: float) -> float:
-        return FIXED_S.get(self.experiment, 0.0) + sum(p.seconds(rate_gflops) for p in self.phases)
+    def seconds(self, rates: Rates | float) -> float:
+        return FIXED_S.get(self.experiment, 0.0) + sum(p.seconds(rates) for p in self.phases)
 
 
 # ---------------------------------------------------------------------------------------------- counting
@@ -256,15 +287,18 @@ def measured_seconds(experiment: str, metrics: dict, provenance: dict) -> dict[s
 def phase_rows(experiment: str, cfg: Any, metrics: dict, provenance: dict) -> list[dict]:
     """Per phase: FLOPs, estimated and measured seconds, achieved GFLOP/s and its fraction of the matmul rate
     measured before the run (None where the run recorded no rate or no time for the phase)."""
-    rate = provenance.get("matmul_gflops")
-    rate = float(rate) if isinstance(rate, (int, float)) and rate > 0 else None
+    def positive(v: Any) -> float | None:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else None
+
+    rate = positive(provenance.get("matmul_gflops"))
+    rates = Rates(rate, positive(provenance.get("step_gflops"))) if rate else None
     seconds = measured_seconds(experiment, metrics, provenance)
     rows = []
     for p in estimate(experiment, cfg).phases:
         wall = seconds.get(p.name)
         gflops = p.flops / wall / 1e9 if wall else None
         rows.append({"experiment": experiment, "phase": p.name, "what": p.what, "flops": p.flops,
-                     "estimate_s": p.seconds(rate) if rate else None, "wall_s": wall, "gflops": gflops,
+                     "estimate_s": p.seconds(rates) if rates else None, "wall_s": wall, "gflops": gflops,
                      "fraction": gflops / rate if gflops is not None and rate else None})
     return rows
 
@@ -296,19 +330,47 @@ def measure_matmul_rate(seconds: float = 1.0, n: int = ROOFLINE_N, device: Any =
     return 2.0 * n**3 / sorted(times)[len(times) // 2] / 1e9
 
 
-_RECENT: dict[str, tuple[float, float]] = {}  # device -> (when, GFLOP/s) of the last measurement in this process
+_RECENT: dict[str, tuple[float, Rates]] = {}  # device -> (when, GFLOP/s) of the last measurement in this process
 RECENT_S = 120.0  # a rate measured this recently in the same process is reused (several runs in one session)
 
 
-def recent_matmul_rate(device: Any = None, seconds: float = 1.0) -> float:
-    """measure_matmul_rate, unless this process measured it on this device less than RECENT_S ago."""
+def measure_step_rate(seconds: float = 0.3, device: Any = None, batch: int = 100) -> float:
+    """GFLOP/s of a training step's products: a batch of 100 through 784 -> 800 -> 800, repeated for ``seconds``."""
+    import torch
+
+    device = torch.device(device or "cpu")
+    gen = torch.Generator().manual_seed(1)
+    x, w1, w2 = (torch.randn(*shape, generator=gen).to(device) for shape in ((batch, 784), (784, 800), (800, 800)))
+    h1, h2 = torch.empty(batch, 800, device=device), torch.empty(batch, 800, device=device)
+
+    def once() -> None:
+        torch.mm(x, w1, out=h1)
+        torch.mm(h1, w2, out=h2)
+
+    once()
+    n, start = 0, time.perf_counter()
+    while n < 3 or time.perf_counter() - start < seconds:
+        once()
+        n += 1
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return n * 2.0 * batch * (784 * 800 + 800 * 800) / (time.perf_counter() - start) / 1e9
+
+
+def measure_rates(seconds: float = 1.0, device: Any = None) -> Rates:
+    """Both reference kernels in about ``seconds``: 70 % of it on the 2048^2 matmul, 30 % on the step's products."""
+    return Rates(measure_matmul_rate(0.7 * seconds, device=device), measure_step_rate(0.3 * seconds, device=device))
+
+
+def recent_rates(device: Any = None, seconds: float = 1.0) -> Rates:
+    """measure_rates, unless this process measured them on this device less than RECENT_S ago."""
     key = str(device or "cpu")
     now = time.monotonic()
     if key in _RECENT and now - _RECENT[key][0] < RECENT_S:
         return _RECENT[key][1]
-    rate = measure_matmul_rate(seconds, device=device)
-    _RECENT[key] = (now, rate)
-    return rate
+    rates = measure_rates(seconds, device=device)
+    _RECENT[key] = (now, rates)
+    return rates
 
 
 # ---------------------------------------------------------------------------------------------- words
@@ -327,15 +389,11 @@ def fmt_duration(seconds: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-def estimate_line(label: str, plan: Plan, rate_gflops: float, how: str = "measured now") -> str:
-    """'Part 3: ~61 TFLOP, about 13 min at 78 GFLOP/s measured now'."""
-    return (f"{label}: ~{fmt_flops(plan.flops)}, about {fmt_duration(plan.seconds(rate_gflops))} at "
-            f"{rate_gflops:.0f} GFLOP/s {how}")
-
-
-def phase_eta(plan: Plan, name: str, rate_gflops: float) -> float:
-    return next((p.seconds(rate_gflops) for p in plan.phases if p.name == name), 0.0)
+def estimate_line(label: str, plan: Plan, rates: Rates | float, how: str = "measured now") -> str:
+    """'Part 3: ~61 TFLOP, about 13 min at 78 GFLOP/s measured now' (the 2048^2 matmul's rate)."""
+    r = Rates.of(rates)
+    return f"{label}: ~{fmt_flops(plan.flops)}, about {fmt_duration(plan.seconds(r))} at {r.matmul:.0f} GFLOP/s {how}"
 
 
 __all__ = ["AUDIT_MC_PASSES", "PHASE_SPEED", "Phase", "Plan", "audit_plan", "estimate", "estimate_line",
-           "fmt_duration", "fmt_flops", "linear_macs", "measure_matmul_rate", "recent_matmul_rate", "thinned_macs", "train_macs"]
+           "fmt_duration", "fmt_flops", "linear_macs", "Rates", "measure_matmul_rate", "measure_rates", "recent_rates", "thinned_macs", "train_macs"]

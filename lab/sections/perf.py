@@ -76,8 +76,10 @@ def phase_view(results: dict) -> dict | None:
         wall = r.provenance.get("wall_time_s")
         plan = cost.estimate(name, cfg)
         flops = plan.flops
+        step = r.provenance.get("step_gflops")
+        rates = cost.Rates(rate, step if isinstance(step, (int, float)) and step > 0 else None) if rate else None
         parts.append({"experiment": name, "part": PART.get(name, name), "rows": rows, "rate": rate, "wall_s": wall,
-                      "flops": flops, "estimate_s": plan.seconds(rate) if rate else None,
+                      "flops": flops, "estimate_s": plan.seconds(rates) if rates else None,
                       "gflops": flops / wall / 1e9 if wall else None,
                       "fraction": flops / wall / 1e9 / rate if wall and rate else None})
     if not any(p["rate"] for p in parts):
