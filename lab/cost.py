@@ -152,12 +152,6 @@ def log_steps_count(last: int, n: int) -> int:
     return len({int(t) for t in log_steps(last, n) if 0 <= int(t) <= last} | {last})
 
 
-def k_grid_len(k_max: int) -> int:
-    from lab.experiments.dropout import k_grid
-
-    return len(k_grid(k_max))
-
-
 # ---------------------------------------------------------------------------------------------- per part
 
 def shallow_phases(cfg: Any) -> list[Phase]:
