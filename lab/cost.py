@@ -8,7 +8,8 @@ tests/test_cost.py checks every part against FlopCounterMode on the experiments'
 
 Time is modelled per phase as ``flops / (rate x efficiency) + steps x overhead``: ``rate`` is measured just before
 the run on one of two kernels, the 2048 x 2048 fp32 matmul (benchmarks' roofline: big products) or a training
-step's products (batch 100 through 784-800-800, which a loaded machine slows far more than big ones),
+step's products (batch 100 through 784-800-800, which a loaded machine slows far more than big ones: training and
+Part 2's 100-wide layers follow it),
 ``efficiency`` the fraction of it the phase's products reach, and ``overhead`` the fixed cost of one step
 (Python, kernel launches, the elementwise work), which is what the tiny nets of Part 1 are made of. Both constants were measured on
 this project's 2-core CPU (see PHASE_SPEED); the Performance appendix shows the fractions each run reached.
@@ -54,20 +55,21 @@ PHASE_SPEED: dict[tuple[str, str], Speed] = {
     # Part 2: 20 x 100 layers over 10,000 points, one forward and backward per net: products of 100-wide layers
     # (0.18-0.24 of the 2048^2 rate when the machine was quiet, 0.1 of the step kernel's when it was loaded)
     ("deep_init", "nets"): Speed(0.2, 0.0, "step"),
-    # Part 3: 784-800-800-10. Phases of many small or gathered products follow the step kernel; the 5,000-image
-    # scoring chunks follow the big matmul
-    ("dropout", "init"): Speed(1.1, 0.0, "step"),
+    # Part 3: 784-800-800-10
+    ("dropout", "init"): Speed(0.6, 0.0),
     # batch-100 products and the fused AdamW update: 0.44 of the 2048^2 rate when quiet (README: 0.48), but 0.03-0.08
     # of it on a loaded machine, where two threads wait on each other at every small product; against the step
     # kernel, which suffers alike, 0.35-0.75 in both
     ("dropout", "train"): Speed(0.55, 0.0, "step"),
     ("dropout", "score"): Speed(0.80, 0.0),  # 5,000-image chunks: 0.54-1.2 (large GEMMs can beat the 2048^2 kernel)
-    ("dropout", "ensembles"): Speed(0.75, 0.0, "step"),  # thinned nets: a gather of kept rows/columns per member
-    ("dropout", "reference"): Speed(0.9, 0.0, "step"),  # per-image masks, a random draw per activation
-    ("dropout", "timing"): Speed(1.2, 0.0, "step"),  # eval, thinned and per-image passes over the MC images
+    # the passes over the Monte-Carlo images: 0.55-0.82 of the 2048^2 rate when quiet; under load anywhere between
+    # 0.12 and 1.5 (neither kernel measured in one second predicts them there: README, "Cost model")
+    ("dropout", "ensembles"): Speed(0.55, 0.0),  # thinned nets: a gather of kept rows/columns per member
+    ("dropout", "reference"): Speed(0.55, 0.0),  # per-image masks, a random draw per activation
+    ("dropout", "timing"): Speed(0.6, 0.0),  # eval, thinned and per-image passes over the MC images
     ("dropout", "final"): Speed(0.80, 0.0),
     ("audit", "dropout_eval"): Speed(0.80, 0.0),
-    ("audit", "dropout_mc"): Speed(0.75, 0.0, "step"),
+    ("audit", "dropout_mc"): Speed(0.55, 0.0),
     ("audit", "shallow_retrain"): Speed(0.012, 0.08e-3),
 }
 # Seconds every part spends outside its phases (data loading, building the results): measured, machine-bound.
