@@ -260,7 +260,8 @@ def audit_plan(cfgs: dict[str, Any]) -> Plan:
 def measured_seconds(experiment: str, metrics: dict, provenance: dict) -> dict[str, float | None]:
     """Wall time of each phase as the run recorded it (metrics["timing_s"], the provenance's wall time for a part
     timed as a whole); None for a phase the run did not time on its own."""
-    t = metrics.get("timing_s") or {}
+    t = metrics.get("timing_s")
+    t = t if isinstance(t, dict) else {}  # a hand-edited or older file: no phase times, never a crash
 
     def num(v: Any) -> float | None:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
