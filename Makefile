@@ -64,7 +64,7 @@ pdf: validate $(STAMP) ## print the existing OUT/index.html to OUT/report.pdf vi
 	"$$PY" -m lab pdf --out "$$OUT"
 
 test: $(STAMP) ## run tests/, checks/ and benchmarks/ once each as ordinary tests (no timing)
-	"$$PY" -m pytest -q --benchmark-disable -p no:cacheprovider
+	"$$PY" -m pytest -q --benchmark-disable -p no:cacheprovider --durations=10
 
 # pytest-benchmark writes to a fresh mktemp name (created exclusively: never a file or link someone left there),
 # renamed into place only when the run succeeded.

@@ -27,6 +27,7 @@ if __name__ == "__main__":
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import errno  # noqa: E402
 import re  # noqa: E402
 import tempfile  # noqa: E402
@@ -72,8 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m lab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="{list,run,check,audit,report,pdf}")
 
-    sub.add_parser("list", help="list experiments and their settings (with the profile's values)").add_argument(
-        "--profile", default="full", help="show the values of this profile [default: full]")
+    lst = sub.add_parser("list", help="list experiments, their settings (with the profile's values) and what they cost")
+    lst.add_argument("--profile", default="full", help="show the values of this profile [default: full]")
+    _rate_option(lst)
 
     run = sub.add_parser("run", help="run experiments (cached: only stale ones rerun)")
     run.add_argument("experiments", nargs="+", help=f"names: {', '.join(EXPERIMENTS)}, or all")
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="rerun even if a fresh cached result exists")
     run.add_argument("--final", action="store_true",
                      help="Part 3 only: evaluate once on MNIST's test split, reported in its own section [default: off]")
+    _rate_option(run)
 
     check = sub.add_parser("check", help="run the Karpathy-recipe gate and record it for the report")
     _common(check, profile=False)
@@ -98,6 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
     pdf = sub.add_parser("pdf", help="print the rendered OUT/index.html to OUT/report.pdf (headless Chromium)")
     pdf.add_argument("--out", type=_out_folder, default=DEFAULT_OUT, help=f"report folder [default: {DEFAULT_OUT}]")
     return parser
+
+
+def _rate_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rate", type=_gflops, default=None, metavar="GFLOPS",
+                   help="matmul rate for the time estimate, GFLOP/s [default: measured in about a second]")
+
+
+def _gflops(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of GFLOP/s, got {text!r}") from None
+    if not (0 < value < 1e9):  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of GFLOP/s, got {text}")
+    return value
+
+
+def _rate(args, device):
+    """The rates the estimates use (lab.cost.Rates): --rate for the matmul, or both kernels timed now (a second)."""
+    from lab.cost import Rates, recent_rates
+
+    if args.rate is not None:
+        return Rates(args.rate), "(--rate)"
+    return recent_rates(device, 1.0), "measured now"
+
+
+def _part_label(name: str) -> str:
+    return f"Part {EXPERIMENTS[name][0]}"
 
 
 def split_overrides(pairs: list[str], names: list[str]) -> dict[str, dict[str, str]]:
@@ -118,13 +149,26 @@ def split_overrides(pairs: list[str], names: list[str]) -> dict[str, dict[str, s
 def cmd_list(args) -> int:
     if args.profile not in PROFILES:
         raise LabError(f"unknown profile '{args.profile}' (choose from: {', '.join(PROFILES)})")
+    from lab import cost
+
+    rate, how = _rate(args, resolve_device("auto"))
+    cfgs = {}
     for name, (part, title) in EXPERIMENTS.items():
-        cfg = config_to_dict(make_config(name, args.profile))
+        cfgs[name] = make_config(name, args.profile)
         print(f"{name}  (part {part}: {title})")
         doc = CONFIG_CLASSES[name].__doc__.strip().splitlines()[0]
         print(f"    {doc}")
-        for key, value in cfg.items():
+        for key, value in config_to_dict(cfgs[name]).items():
             print(f"    {key} = {value}")
+        plan = cost.estimate(name, cfgs[name])
+        print(f"    cost: {cost.estimate_line(_part_label(name), plan, rate, how)}")
+        for phase in plan.phases:
+            print(f"      {phase.name}: {cost.fmt_flops(phase.flops)}, ~{cost.fmt_duration(phase.seconds(rate))} ({phase.what})")
+    plans = [cost.estimate(name, cfg) for name, cfg in cfgs.items()]
+    audit = cost.audit_plan(cfgs)
+    print(cost.estimate_line(f"all parts ({args.profile})", cost.Plan("all", [p for pl in plans for p in pl.phases]), rate,
+                             how) + f"; the audit after them ~{cost.fmt_flops(audit.flops)}, about "
+          f"{cost.fmt_duration(audit.seconds(rate))}")
     return 0
 
 
@@ -144,14 +188,45 @@ def cmd_run(args) -> int:
     ctx = RunContext(device=resolve_device(args.device), profile=args.profile, quiet=args.quiet)
     _check_writable(args.out)
     with _locked(args.out):
+        etas, extra = _announce_costs(args, names, per, ctx)
         for name in names:
             start = time.perf_counter()
-            result, cached = run_experiment(name, ctx=ctx, out=args.out, overrides=per[name], seed=args.seed,
-                                            force=args.force, note=_note)
+            result, cached = run_experiment(name, ctx=dataclasses.replace(ctx, eta_s=etas.get(name, {})), out=args.out,
+                                            overrides=per[name], seed=args.seed, force=args.force, note=_note,
+                                            extra_provenance=extra)
             took = time.perf_counter() - start
             how = "cached, config and code unchanged" if cached else f"ran in {took:.1f} s"
             print(f"{name}: {how} -> {args.out / 'data' / (name + '.json')}", flush=True)
     return 0
+
+
+def _announce_costs(args, names: list[str], per: dict, ctx: RunContext) -> tuple[dict[str, dict[str, float]], dict]:
+    """One line per part before any work: cached (costs nothing) or its FLOPs and expected time at the matmul rate
+    measured now; returns each stale part's phase estimates (for the progress bars) and the rate (for provenance)."""
+    from lab import cost
+    from lab.runner import is_cached
+
+    seed = {"seed": str(args.seed)} if args.seed is not None else {}
+    cfgs = {name: make_config(name, args.profile, {**per[name], **seed}) for name in names}
+    stale = [name for name in names if args.force or not is_cached(name, cfgs[name], ctx, args.out)]
+    if not stale:
+        for name in names:
+            print(f"{_part_label(name)}: cached, costs nothing", flush=True)
+        return {}, {}
+    rate, how = _rate(args, ctx.device)
+    etas, total = {}, 0.0
+    for name in names:
+        if name not in stale:
+            print(f"{_part_label(name)}: cached, costs nothing", flush=True)
+            continue
+        plan = cost.estimate(name, cfgs[name])
+        etas[name] = {p.name: p.seconds(rate) for p in plan.phases}
+        total += plan.seconds(rate)
+        print(cost.estimate_line(_part_label(name), plan, rate, how), flush=True)
+    if len(stale) > 1:
+        print(f"in all: about {cost.fmt_duration(total)}", flush=True)
+    return etas, {"matmul_gflops": round(rate.matmul, 2),
+                  "step_gflops": round(rate.step, 2) if rate.step is not None else None}
 
 
 def _note(message: str) -> None:

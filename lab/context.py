@@ -7,8 +7,8 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
-from typing import Iterable, TypeVar
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, TypeVar
 
 import torch
 from tqdm.auto import tqdm
@@ -35,11 +35,21 @@ class RunContext:
     device: torch.device = torch.device("cpu")
     profile: str = "full"
     quiet: bool = False  # no progress bars (they are also off when stderr is not a terminal)
+    # phase -> estimated seconds of the whole phase (lab.cost, at the rate measured before the run): the bars of a
+    # phase say what the whole phase should take, beside tqdm's own ETA for the bar
+    eta_s: Mapping[str, float] = field(default_factory=dict)
 
-    def progress(self, iterable: Iterable[T] | None = None, **kwargs) -> Iterable[T]:
+    def progress(self, iterable: Iterable[T] | None = None, phase: str | None = None, **kwargs) -> Iterable[T]:
         """A tqdm bar on stderr, disabled with --quiet or when stderr is not a TTY (CI logs stay clean)."""
         disable = self.quiet or not sys.stderr.isatty()
+        if phase is not None:
+            eta = self.eta_s.get(phase)
+            kwargs["desc"] = f"[{phase}{f' ~{_duration(eta)} est.' if eta is not None else ''}] {kwargs.get('desc', '')}"
         return tqdm(iterable, file=sys.stderr, disable=disable, leave=False, dynamic_ncols=True, **kwargs)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 __all__ = ["DEVICE_CHOICES", "RunContext", "resolve_device"]

@@ -129,11 +129,14 @@ def build_context(out: Path, staging: Path) -> dict[str, Any]:
                             f"checkout; rendered as it is{f' (to refresh it: {cmd})' if cmd else ''}")
     sink = FigureSink(staging / "figures")
     perf = None  # first: a benchmark file of the wrong shape is refused before seconds of drawing
-    if bench is not None:
-        from lab.sections import perf as perf_section  # only when a benchmark run left numbers
+    from lab.sections import perf as perf_section
 
+    view = perf_section.phase_view(results)  # the phases' costs, from the results (lab.cost)
+    if bench is None and view is not None:
+        perf = perf_section.build(None, sink, results)
+    if bench is not None:
         try:
-            perf = perf_section.build(bench, sink)
+            perf = perf_section.build(bench, sink, results)
         except (MemoryError, OSError):
             raise  # the machine's problem, not the file's: lab.__main__ says so
         except Exception as exc:  # noqa: BLE001 - a benchmark file of another shape, whatever it makes the code raise

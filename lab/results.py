@@ -169,6 +169,8 @@ RERUN = "rerun that experiment to replace it"
 _PROVENANCE_TYPES: dict[str, tuple[type, ...]] = {
     "profile": (str,), "device": (str,), "seed": (int,), "wall_time_s": (int, float), "cache_key": (str,),
     "git_commit": (str, type(None)), "git_dirty": (bool, type(None)), "torch": (str,), "threads": (int,),
+    "matmul_gflops": (int, float, type(None)),  # the roofline rate measured before the run (lab.cost); older: absent
+    "step_gflops": (int, float, type(None)),  # the training-step kernel's rate measured with it (lab.cost)
 }
 
 

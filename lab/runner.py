@@ -27,7 +27,8 @@ from lab.results import ExperimentResult, atomic_write_bytes, digest_problem, lo
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
 _RENDER_ONLY = {"report.py", "__main__.py", "pdf.py", "gate.py", "hooks.py", "outdir.py", "schema.py", "answers.py",
-                "numbering.py", "audit.py"}  # checks, I/O and words, not numbers
+                "numbering.py", "audit.py",  # checks, I/O and words, not numbers
+                "cost.py"}  # estimates: they predict a run's time, they change no number of it
 _RENDER_DIRS = {"plots", "sections"}
 
 
@@ -219,6 +220,18 @@ def _free_name(path: Path) -> Path:
     return candidate
 
 
+def is_cached(name: str, cfg: Any, ctx: RunContext, out: Path) -> bool:
+    """Whether run_experiment would reuse a stored result for this config (without touching the file)."""
+    path = result_path(out, name)
+    if not path.is_file():
+        return False
+    try:
+        result = load_result(path, name)
+    except LabError:
+        return False
+    return result.provenance.get("cache_key") == cache_key(name, config_to_dict(cfg), ctx.device.type)
+
+
 def run_experiment(
     name: str,
     *,
@@ -228,6 +241,7 @@ def run_experiment(
     seed: int | None = None,
     force: bool = False,
     note: Callable[[str], None] | None = None,
+    extra_provenance: Mapping[str, Any] | None = None,  # e.g. the matmul rate measured before the run (lab.cost)
 ) -> tuple[ExperimentResult, bool]:
     """Run one experiment (or reuse its fresh cached result). Returns (result, was_cached)."""
     module = get_experiment(name)
@@ -261,12 +275,13 @@ def run_experiment(
         provenance=provenance(
             seed=cfg.seed, profile=ctx.profile, device=str(ctx.device), wall_time_s=wall, cache_key=key,
             code_version=code_version(),
-            **({"artifacts": artifacts} if artifacts else {}),
+            **({"artifacts": artifacts} if artifacts else {}), **(extra_provenance or {}),
         ),
     )
     save_result(result, path)
     return load_result(path, name), False  # reload: callers see exactly what the JSON holds
 
 
-__all__ = ["artifacts_problem", "cache_key", "code_version", "file_sha256", "save_artifacts", "current_key", "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
+__all__ = ["artifacts_problem", "cache_key", "code_version", "file_sha256", "save_artifacts", "current_key", "is_cached",
+           "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
            "run_experiment"]

@@ -19,8 +19,7 @@ from lab.context import RunContext
 from lab.experiments import dropout as P3
 from lab.models import MLP
 from lab.report import _section_view, render_section
-from lab.results import ExperimentResult, to_jsonable
-from lab.runner import run_experiment
+from lab.results import ExperimentResult, load_result, to_jsonable
 from lab.sections import FigureSink, build_section
 from lab.sections import dropout as S3
 from lab.sections import dropout_mc as S3MC
@@ -95,16 +94,17 @@ def test_predicted_logit_std_matches_a_fresh_net():
 
 
 @pytest.fixture(scope="module")
-def quick_result(real_mnist, tmp_path_factory):
-    """The quick profile through the runner: run, save JSON atomically, reload (a few seconds).
+def quick_result(real_mnist, rendered):
+    """The quick profile through the runner, saved atomically and reloaded: the session's end-to-end run
+    (tests/conftest.py's ``rendered``) already made exactly this file, so it is read, not run a second time.
 
     real_mnist (tests/conftest.py) skips where MNIST is neither present nor reachable through MNIST_MIRROR.
     """
-    out = tmp_path_factory.mktemp("p3")
-    ctx = RunContext(device=torch.device("cpu"), profile="quick", quiet=True)
-    result, cached = run_experiment("dropout", ctx=ctx, out=out, force=True)
-    assert not cached
-    return result, out
+    path = rendered / "data" / "dropout.json"
+    result = load_result(path, "dropout")
+    assert result.provenance["profile"] == "quick" and result.provenance["device"] == "cpu"
+    assert result.config == config_to_dict(make_config("dropout", "quick"))
+    return result, rendered
 
 
 def test_curves_cover_init_and_every_epoch_for_every_training_seed(quick_result):

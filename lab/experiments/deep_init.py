@@ -125,7 +125,7 @@ def run(cfg: DeepInitConfig, ctx: RunContext) -> Outcome:
     findings = []
     jobs = [(arm, net, seed) for arm in arms(cfg) for net, seed in enumerate(arm.seeds)]
     runs: dict[str, list[dict]] = {spec: [] for spec in cfg.inits}
-    for arm, net, seed in ctx.progress(jobs, desc="deep_init nets"):
+    for arm, net, seed in ctx.progress(jobs, phase="nets", desc="deep_init nets"):
         spec = arm.key
         model = build_net(cfg, arm.init, seed, ctx.device)
         runs[spec].append(measure_net(model, x, y))

@@ -173,7 +173,7 @@ def train_arm(cfg: DropoutConfig, data: MnistSplit, arm: str, p_input: float, p_
     curves.update(run_loss=[None], train_time_s=[None], eval_time_s=[None])
     diverged_at = None
     with seeded(cfg.seed + 2, ctx.device):  # training dropout masks
-        for epoch in ctx.progress(range(1, cfg.epochs + 1), desc=f"dropout: {arm}"):
+        for epoch in ctx.progress(range(1, cfg.epochs + 1), phase="train", desc=f"dropout: {arm}"):
             if on_epoch is not None and on_epoch(epoch - 1, model, optimizer):
                 break
             start = time.perf_counter()
@@ -283,7 +283,8 @@ def mc_ensemble(model: MLP, x: torch.Tensor, y: torch.Tensor, ks: list[int], see
     start = time.perf_counter()
     mean_logits = sum_logits
     with ensemble_members(model, x, seed, estimator) as member:
-        for k in ctx.progress(range(1, max(ks) + 1), desc=f"MC dropout ({estimator}), mask seed {seed}"):
+        for k in ctx.progress(range(1, max(ks) + 1), phase="ensembles" if estimator == "thinned" else "reference",
+                               desc=f"MC dropout ({estimator}), mask seed {seed}"):
             logits = member()
             sum_logits += logits
             sum_probs += torch.softmax(logits, dim=1)
@@ -434,7 +435,9 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
     data_s = time.perf_counter() - t0
     seeds = train_seeds(cfg)
 
+    t_init = time.perf_counter()
     inits = [init_finding(make_model(with_derived_seed(cfg, seed), 0.0, 0.0, ctx.device), data, cfg) for seed in seeds]
+    init_s = time.perf_counter() - t_init
     findings = [
         inits[0][1],  # the first training seed's init; the others' numbers are in metrics["init"]
         check_normalized(s.x_train, per_feature=False, name="MNIST training inputs normalised", scope="finding"),
@@ -444,7 +447,7 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
     declared = arms(cfg)
     arms_ = {arm: {"p_input": p_in, "p_hidden": p_hid, "runs": []} for arm, (p_in, p_hid) in arm_settings(cfg).items()}
     mc_runs, test_runs, optimizer, pass_s = [], [], None, None
-    mc_s = 0.0
+    mc_s = timing_passes_s = 0.0
     weights = {}  # final state_dict per training seed and arm: saved beside the JSON, read by the audit (checks/audit)
     for seed in seeds:
         models, specs = {}, {}
@@ -461,7 +464,9 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
         if arms_["dropout"]["runs"][-1]["diverged_at"] is None:
             mc_runs.append(mc_study(cfg, models["dropout"], data, seed, ctx, specs["dropout"].mask_seeds))
             if pass_s is None:  # pass costs do not depend on the weights: timed once, on the first trained net
+                t_passes = time.perf_counter()
                 pass_s = time_passes(models["dropout"], mc_images(cfg, data)[0], specs["dropout"].mask_seeds[-1] + 1)
+                timing_passes_s = time.perf_counter() - t_passes
         mc_s += time.perf_counter() - t_mc
         if cfg.final and data.x_test is not None:
             test_runs.append({arm: evaluate_rows(m, data.x_test, data.y_test) for arm, m in models.items()})
@@ -509,6 +514,11 @@ def run(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
             "train": {arm: sum(t for r in arms_[arm]["runs"] for t in r["train_time_s"] if t is not None) for arm in arms_},
             "eval": {arm: sum(t for r in arms_[arm]["runs"] for t in r["eval_time_s"] if t is not None) for arm in arms_},
             "mc": mc_s,
+            # the phases of lab.cost (the Performance appendix sets them against their FLOPs)
+            "init": init_s,
+            "ensembles": sum(r["thinned_wall_s"] for r in mc_runs),
+            "reference": sum(r["per_image_wall_s"] or 0.0 for r in mc_runs),
+            "timing": timing_passes_s,
         },
     }
     return Outcome(metrics=metrics, findings=findings, artifacts=weights)

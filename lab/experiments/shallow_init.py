@@ -396,7 +396,7 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     specs = [a.init for a in sweep_specs]
     t = time.perf_counter()
     stack, members, fit = train_arms(cfg, sweep_specs, arm_data(sweep_specs[0], split), ctx, eval_at,
-                                     progress=lambda it: ctx.progress(it, desc="shallow_init sweep"))
+                                     progress=lambda it: ctx.progress(it, phase="sweep", desc="shallow_init sweep"))
     timing["sweep_batched"] = time.perf_counter() - t
     sweep = []
     for sigma, sp in zip(sigmas, specs):
@@ -423,7 +423,7 @@ def _run(cfg: ShallowInitConfig, ctx: RunContext) -> Outcome:
     later = [a for a in arms(cfg, base, (float(split.mean[0]), float(split.mean[1]))) if a.group != "sweep"]
     t = time.perf_counter()
     results: dict[str, dict[str, dict]] = {"scaling": {}, "breakers": {}}
-    for arm in ctx.progress(later, desc="shallow_init arms"):
+    for arm in ctx.progress(later, phase="arms", desc="shallow_init arms"):
         x_arm = arm_data(arm, split)
         arm_stack_, _, arm_fit = train_arms(cfg, [arm], x_arm, ctx, eval_at)
         results[arm.group][arm.key] = {
