@@ -284,7 +284,10 @@ _P3_RUN = Obj({
     "diverged_at": INTN,
     "summary": Obj({"train_loss": NUMN, "train_error_pct": PCTN, "val_loss": NUMN, "val_error_pct": PCTN,
                     "epoch": INTN, "best_val_error_epoch": INTN, "best_val_error_pct": PCTN,
-                    "min_val_loss_epoch": INTN, "min_val_loss": NUMN, "val_loss_rise": NUMN}),
+                    "min_val_loss_epoch": INTN, "min_val_loss": NUMN, "val_loss_rise": NUMN},
+                   # a run that diverged before any finite validation loss has no best epoch (lab.experiments.dropout)
+                   optional=frozenset({"best_val_error_epoch", "best_val_error_pct", "min_val_loss_epoch",
+                                       "min_val_loss", "val_loss_rise"})),
 })
 _P3_ARM = Obj({"p_input": FRAC, "p_hidden": FRAC, "label": STR, "runs": List(_P3_RUN, min_len=1)})
 _P3_CURVES = Obj({"error_pct": List(List(PCTN, min_len=1)), "nll": List(List(NUMN, min_len=1), "error_pct")})

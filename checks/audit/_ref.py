@@ -20,7 +20,8 @@ unbiased std) of the raw float32 training points, for both sets.
 
 Weights. One ``torch.Generator().manual_seed(s)`` (CPU) per net; the Linear layers are drawn in order
 from input to output, each weight as a [out, in] tensor with ``tensor.normal_(0, std, generator=g)``:
-normal:SIGMA -> std SIGMA; glorot (xavier_normal_) -> sqrt(2 / (in + out)); he (kaiming_normal_,
+normal:SIGMA -> std SIGMA (uniform:A, glorot_uniform, he_uniform: uniform_(-a, a) with a = A, sqrt(6 / (in + out)),
+sqrt(6 / in)); glorot (xavier_normal_) -> sqrt(2 / (in + out)); he (kaiming_normal_,
 fan_in, ReLU gain) -> sqrt(2) / sqrt(in). zeros draws nothing. Biases are zero and draw nothing, and a
 net without biases draws the same weights. Each net is then moved to the run's device.
 """
@@ -82,7 +83,23 @@ def init_std(spec: str, fan_in: int, fan_out: int) -> float | None:
         return math.sqrt(2.0) / math.sqrt(fan_in)
     if name == "zeros" and not param:
         return None
+    bound = uniform_bound(spec, fan_in, fan_out)
+    if bound is not None:
+        return bound / math.sqrt(3.0)  # U(-a, a) has std a / sqrt 3
     raise ValueError(f"the audit's reference has no init '{spec}'")
+
+
+def uniform_bound(spec: str, fan_in: int, fan_out: int) -> float | None:
+    """The bound a of the uniform families, U(-a, a): uniform:A; glorot_uniform (xavier_uniform_) sqrt(6 / (in +
+    out)); he_uniform (kaiming_uniform_, fan_in, ReLU gain sqrt 2) sqrt(6 / in). None for the normal families."""
+    name, _, param = spec.partition(":")
+    if name == "uniform":
+        return float(param)
+    if name == "glorot_uniform" and not param:
+        return math.sqrt(6.0 / float(fan_in + fan_out))
+    if name == "he_uniform" and not param:
+        return math.sqrt(6.0 / float(fan_in))
+    return None
 
 
 def draw_weights(widths: Sequence[int], spec: str, seed: int) -> list[torch.Tensor]:
@@ -90,10 +107,14 @@ def draw_weights(widths: Sequence[int], spec: str, seed: int) -> list[torch.Tens
     gen = torch.Generator().manual_seed(int(seed))
     out = []
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-        std = init_std(spec, fan_in, fan_out)
         w = torch.zeros(fan_out, fan_in)
-        if std is not None:
-            w.normal_(0.0, std, generator=gen)
+        bound = uniform_bound(spec, fan_in, fan_out)
+        if bound is not None:
+            w.uniform_(-bound, bound, generator=gen)
+        else:
+            std = init_std(spec, fan_in, fan_out)
+            if std is not None:
+                w.normal_(0.0, std, generator=gen)
         out.append(w)
     return out
 

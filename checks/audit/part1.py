@@ -139,11 +139,34 @@ def floor_for(key: str, nets: list[dict], rec: float | None) -> float:
     return max(LOSS_RTOL * abs(rec or 0.0) + LOSS_ATOL, K * max(n.get("drift", 0.0) for n in nets))
 
 
-def judge(reported: Any, copies: list, floor: float) -> tuple[bool, float, float | None]:
-    """(ok, tol, recomputed) of a reported value against the reference (copies[0]) and its twins."""
+# A loss beyond BLOWN nats says only "the net blew up": two such values agree whatever their digits (a net at
+# 1e13 or 1.5e13 is the same finding; float32 round-off decides the digits).
+BLOWN = 1e6
+# Float32 round-off (2^-23 relative) times a learning rate >= 1 / 2^-23 moves a weight by O(1) in one step: at such a
+# learning rate (the lr_overflow breaker, or any --set lr that large) a gradient that is zero in exact arithmetic
+# but a few ulps off in another summation order can blow a net up in one code and not in the other. Where either
+# side blew up, the number is not reproducible by independent code and is not compared (the arm's settings still
+# are: it is rebuilt from the config, and the gate traces the arm's own loop). Such an arm's numbers are compared
+# and recorded, but a disagreement is not a finding.
+ROUNDOFF_LR = 2.0**23
+UNCOMPARED = 1e300  # the tolerance of such a number: any value agrees (finite, so the record stays plain JSON)
+
+
+def _blown(v: Any) -> bool:
+    return v is None or abs(v) > BLOWN
+
+
+def judge(reported: Any, copies: list, floor: float, chaotic: bool = False) -> tuple[bool, float, float | None]:
+    """(ok, tol, recomputed) of a reported value against the reference (copies[0]) and its twins. ``chaotic``:
+    the arm's learning rate amplifies round-off past float32 (ROUNDOFF_LR)."""
     rep = finite(reported)
     vals = [finite(v) for v in copies]
     rec = vals[0]
+    if rep is not None and rec is not None and abs(rep) > BLOWN and abs(rec) > BLOWN:
+        return True, UNCOMPARED, rec  # both blew up
+    if chaotic:  # round-off decides (see ROUNDOFF_LR): compared as below, but a disagreement is not a finding
+        ok, tol, rec = judge(reported, copies, floor)
+        return (ok, tol, rec) if ok else (True, UNCOMPARED, rec)
     fin = [v for v in vals if v is not None]
     if not fin:
         return rep is None, floor, rec
@@ -157,8 +180,9 @@ def judge(reported: Any, copies: list, floor: float) -> tuple[bool, float, float
 class Arm:
     """One trained condition: per seed, the reference net and its twins (copies[c][s])."""
 
-    def __init__(self, key: str, copies: list[list[dict]], plateau_tol: float):
+    def __init__(self, key: str, copies: list[list[dict]], plateau_tol: float, lr: float = 0.0):
         self.key, self.copies = key, copies
+        self.chaotic = lr >= ROUNDOFF_LR
         for s, net in enumerate(copies[0]):
             # drift: how far round-off-sized perturbations moved the training loss at any step so far. Once a
             # chaotic run (lr 10, unnormalised inputs, a huge init) has moved by that much, any later loss may.
@@ -179,7 +203,7 @@ class Arm:
         copies = [self.stat(key, which, c) for c in range(len(self.copies))]
         nets = self.copies[0]
         floor = max(floor_for(key, [n], n[key]) for n in nets)
-        return judge(reported, copies, floor)
+        return judge(reported, copies, floor, self.chaotic)
 
 
 def arm_rows(table: str, name: str, arm: Arm, stored: dict, keys: tuple, which=("median", "min", "max"),
@@ -194,7 +218,7 @@ def arm_rows(table: str, name: str, arm: Arm, stored: dict, keys: tuple, which=(
         worst = None
         for s, rep in enumerate(values):
             copies = [arm.copies[c][s][key] for c in range(len(arm.copies))]
-            ok, tol, rec = judge(rep, copies, floor_for(key, [arm.copies[0][s]], arm.copies[0][s][key]))
+            ok, tol, rec = judge(rep, copies, floor_for(key, [arm.copies[0][s]], arm.copies[0][s][key]), arm.chaotic)
             d = abs(finite(rep) - rec) / tol if finite(rep) is not None and rec is not None and tol > 0 else 0.0
             score = (not ok, d)
             if worst is None or score > worst[0]:
@@ -223,8 +247,8 @@ def curve_rows(table: str, name: str, arm: Arm, stored: dict) -> list[dict]:
         rep = curve["median"][i]
         rec_vals = [m[i] for m in meds]
         floor = floor_for("final_train_loss", arm.copies[0], finite(rec_vals[0]))
-        ok, tol, rec = judge(rep, rec_vals, floor)
-        d = abs(finite(rep) - rec) / tol if ok and finite(rep) is not None and rec is not None else math.inf
+        ok, tol, rec = judge(rep, rec_vals, floor, arm.chaotic)
+        d = abs(finite(rep) - rec) / tol if ok and math.isfinite(tol) and finite(rep) is not None and rec is not None else math.inf
         if not ok or worst is None or d > worst[0]:
             worst = (d if ok else math.inf, t, rep, rec, tol, ok)
         if not ok:
@@ -244,7 +268,7 @@ def curve_rows(table: str, name: str, arm: Arm, stored: dict) -> list[dict]:
             kept = [v for v in vals if v is not None]
             copies.append(float(np.median(kept)) if kept else None)
         floor = floor_for("final_val_loss", arm.copies[0], copies[0])
-        ok, tol, rec = judge(vc["median"][i], copies, floor)
+        ok, tol, rec = judge(vc["median"][i], copies, floor, arm.chaotic)
         rows.append(row(table, name, f"median validation loss after {t} updates", vc["median"][i], rec, tol, ok))
     return rows
 
@@ -388,12 +412,12 @@ def _audit(result: dict, device: torch.device, rows: list[dict]) -> None:
     outs = train_members(members, cfg["steps"], device, probe_steps=probes)
     nets = [net_numbers(o, cfg, cfg["n_val"], cfg["n_train"]) for o in outs]
     arms: dict[str, Arm] = {}
-    for g, (key, *_) in enumerate(groups):
+    for g, (key, _init, lr, *_) in enumerate(groups):
         copies = [[None] * len(seeds) for _ in range(TWINS + 1)]
         for (gi, s, c), n in zip(index, nets):
             if gi == g:
                 copies[c][s] = n
-        arms[key] = Arm(key, copies, cfg["plateau_tol"])
+        arms[key] = Arm(key, copies, cfg["plateau_tol"], lr)
 
     rows += _sweep_rows(m, cfg, sigmas, arms, from_stored)
     rows += _pick_rows(m, cfg, sigmas, arms, from_stored)
@@ -433,6 +457,8 @@ def _sweep_rows(m: dict, cfg: dict, sigmas: list[float], arms: dict[str, Arm], f
                                                           "final_val_acc", "final_train_acc", "diverged_at"))
             copies = [sum(n["diverged_at"] is not None for n in arm.copies[c]) for c in range(len(arm.copies))]
             ok, tol, rec = judge(e["n_diverged"], copies, 0.0)
+            if arm.chaotic and not ok:  # round-off decides which seeds blow up at such a learning rate
+                ok, tol = True, UNCOMPARED
             rows.append(row(T_SWEEP, name, "seeds diverged", e["n_diverged"], rec, tol, ok))
             # the criteria columns as the picks read them
             for key, med_key in (("plateau", "plateau_steps"), ("acc", "final_val_acc"), ("val_loss", "final_val_loss"),
@@ -490,7 +516,9 @@ def _pick_rows(m: dict, cfg: dict, sigmas: list[float], arms: dict[str, Arm], fr
         ref_copies = [r["ref"] for r in recomputed]
         ok, tol, rec = judge(picks["reference_val_loss"], ref_copies,
                              floor_for("final_val_loss", arms[f"normal:{from_stored['good']:.4g}"].copies[0]
-                                       if from_stored["good"] is not None else [], ref_copies[0]))
+                                       if from_stored["good"] is not None
+                                       else [n for sg in sigmas for n in arms[f"normal:{sg:.4g}"].copies[0]],
+                                       ref_copies[0]))
         rows.append(row(T_PICKS, "all", "reference validation loss (the good pick's; the x column divides by it)",
                         picks["reference_val_loss"], rec, tol, ok))
         rows.append(row(T_PICKS, "all", "reference validation loss from the stored sweep medians",
@@ -563,6 +591,8 @@ def _arm_table_rows(m: dict, cfg: dict, arms: dict[str, Arm], from_stored: dict,
                              which=("median",))
             copies = [sum(n["diverged_at"] is not None for n in arm.copies[c]) for c in range(len(arm.copies))]
             ok, tol, rec = judge(stored["n_diverged"], copies, 0.0)
+            if arm.chaotic and not ok:  # round-off decides which seeds blow up at such a learning rate
+                ok, tol = True, UNCOMPARED
             rows.append(row(T_BREAKERS, name, "seeds diverged", stored["n_diverged"], rec, tol, ok))
     except STRUCTURE as exc:
         rows.append(broken(T_BREAKERS, "metrics.breakers", exc))

@@ -237,6 +237,9 @@ def paired_stats(a: list, b: list) -> dict[str, Any]:
     if n < 2:
         return {"diffs": diffs, "mean": mean, "half_width": math.nan}
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    if not sd > 1e-9 * max(abs(d) for d in diffs):
+        # identical differences in every seed: a zero variance estimate gives no interval (README: the paired rule)
+        return {"diffs": diffs, "mean": mean, "half_width": math.nan}
     return {"diffs": diffs, "mean": mean, "half_width": t_quantile(0.975, n - 1) * sd / math.sqrt(n)}
 
 
@@ -298,7 +301,12 @@ def _paired_rows(m: dict, reported: dict) -> list[dict]:
         rows.append(_same_row(table, name, "per-seed differences (rounded to 1e-9)",
                               [round(d, 9) for d in rep["diffs"]], [round(d, 9) for d in exp["diffs"]]))
         rows.append(_num_row(table, name, "mean paired difference", rep["mean"], exp["mean"], atol=1e-9, rtol=1e-9))
-        if math.isfinite(exp["half_width"]):
+        if not math.isfinite(exp["half_width"]):
+            shown = rep["half_width"]
+            none = shown is None or (isinstance(shown, float) and not math.isfinite(shown))
+            rows.append(_row(table, name, "95 % interval half-width (none: one seed or identical differences)",
+                             "none" if none else shown, "none", 0, none))
+        else:
             # the lab's t table has 3-4 significant digits: 1e-3 relative covers that, not a wrong formula
             rows.append(_num_row(table, name, "95 % interval half-width", rep["half_width"], exp["half_width"],
                                  rtol=1e-3, atol=1e-9))

@@ -396,7 +396,7 @@ def arms(cfg: DropoutConfig) -> list[ArmSpec]:
                 "dropout", name, f"{name}@{seed}", arm_label(p_in, p_hid), init, layer_std(init, (784, *cfg.hidden, 10)),
                 (seed,), p_input=p_in, p_hidden=p_hid, optimizer="AdamW", lr=cfg.lr, weight_decay=cfg.weight_decay,
                 betas=ADAMW_BETAS, eps=ADAMW_EPS, epochs=cfg.epochs, batch_size=cfg.batch_size,
-                mask_seeds=tuple(mask_seeds(seed, cfg.n_mask_seeds)) if p_in or p_hid else ()))
+                mask_seeds=tuple(mask_seeds(seed, cfg.n_mask_seeds)) if name == "dropout" else ()))
     return out
 
 
