@@ -38,7 +38,11 @@ TABLE_DESIGN = "Part 3 design (images, seeds)"
 
 LOSS_RTOL = 1e-4  # eval-mode losses: float32 sums in another order (measured < 1e-6 relative)
 NLL_RTOL = 1e-3  # ensemble NLL: averaged logits of thinned nets summed in another order than the lab's
-RETRAIN_RTOL = 5e-4  # one epoch retrained with plain AdamW (the lab's is fused): measured 3e-6 relative after 10 steps
+# One epoch retrained with plain AdamW (the lab's is fused, and may run on other threads): round-off differences grow
+# with every step. Measured: 3e-6 relative after the quick profile's 10 steps; the full profile's 50 steps of the
+# dropout arm (seed 20) 1.4e-3 on the validation loss and 3 images of 10,000. Tolerance per step of the epoch:
+RETRAIN_RTOL = 1e-4  # ... relative on the losses (10 steps: 1e-3; 50 steps: 5e-3)
+RETRAIN_IMAGES = 0.2  # ... images on the errors, at least 2 (10 steps: 2; 50 steps: 10)
 K_EXACT = 5  # largest k of the ensembles rebuilt member by member from the mask contract (grid points 1, 2, 3, 5)
 K_PLAIN = 10  # plain nn.Dropout members per seed for the estimator-independent check (reused as one ensemble)
 Z_BINOMIAL = 4.0  # half-width of the binomial tolerance in standard deviations (false alarm ~ 6e-5 per number)
@@ -495,12 +499,13 @@ def _retrain_rows(cfg: dict, m: dict, widths: list[int], seed: int, x_tr, y_tr, 
                 opt.zero_grad()
                 F.cross_entropy(masked_logits(net, xb, masks, rates), y_tr[idx]).backward()
                 opt.step()
+        steps = len(perm.split(cfg["batch_size"]))
         for key, x, y in (("train", x_tr, y_tr), ("val", x_va, y_va)):
             loss, err = eval_scores(net, x, y)
             rows.append(_num_row(TABLE_CURVES, label, f"{key}_loss at epoch 1", run[f"{key}_loss"][1], loss,
-                                 rtol=RETRAIN_RTOL))
+                                 rtol=RETRAIN_RTOL * steps))
             rows.append(_num_row(TABLE_CURVES, label, f"{key}_error_pct at epoch 1", run[f"{key}_error_pct"][1], err,
-                                 atol=2 * _image_tol(x.shape[0])))
+                                 atol=max(2.0, RETRAIN_IMAGES * steps) * _image_tol(x.shape[0])))
     return rows
 
 
