@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 import zlib
@@ -20,7 +19,7 @@ import torch
 
 from lab import PROJECT_ROOT
 from lab.errors import LabError
-from lab.outdir import clean_temp_files, folder_lock, make_temp_file
+from lab.outdir import clean_temp_files, file_hash, folder_lock, make_temp_file
 
 RING_RADII = (1.0, 4.0)  # class 0 on the inner ring, class 1 on the outer
 RING_NOISE = 1.0  # radial noise U(-1, 1)
@@ -109,12 +108,6 @@ def mnist_raw_folder(root: Path | None = None) -> Path:
     return Path(root or data_root()) / "MNIST" / "raw"
 
 
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _data_folder_error(path: Path, exc: OSError) -> LabError:
@@ -167,7 +160,7 @@ def _copy_from_mirror(name: str, mirror: Path, raw: Path, md5: str) -> None:
                         out.write(chunk)
                     except OSError as exc:
                         raise _data_folder_error(raw, exc) from None
-        got = _md5(tmp)
+        got = file_hash(tmp, "md5")
         if got != md5:
             raise LabError(f"{source} is damaged (md5 of its content {got}, expected {md5}): {damaged}")
         try:
@@ -247,7 +240,7 @@ def ensure_mnist(
         if not path.is_file():
             raise LabError(f"{path} is missing after the download; delete {raw} and rerun, or set {MIRROR_ENV}")
         try:
-            got = _md5(path)
+            got = file_hash(path, "md5")
         except OSError as exc:
             raise LabError(f"cannot read {path} ({exc.strerror or exc}): make it readable, or delete it and rerun "
                            "to copy it again") from None

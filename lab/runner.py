@@ -23,6 +23,7 @@ from lab.context import RunContext
 from lab.errors import LabError
 from lab.experiments import get_experiment
 from lab.results import ExperimentResult, atomic_write_bytes, digest_problem, load_result, provenance, save_result, to_jsonable
+from lab.outdir import file_hash
 
 # Files whose change can change a measured number. Rendering code (plots, sections, report, CLI) is
 # left out on purpose: a template or figure tweak re-renders without retraining.
@@ -188,14 +189,6 @@ def _refuse_linked_folders(base: Path, rel_folder: Path) -> None:
                            "through a link it did not make: remove the link (or use another --out) and rerun")
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def artifacts_problem(result: ExperimentResult, data_dir: Path) -> str | None:
     """Why the files a result recorded beside it (weights) no longer are what it wrote; None when they are."""
     recorded = result.provenance.get("artifacts") or {}
@@ -206,7 +199,7 @@ def artifacts_problem(result: ExperimentResult, data_dir: Path) -> str | None:
         if not file.is_file():
             return f"{file} is missing"
         try:
-            if file_sha256(file) != sha:
+            if file_hash(file) != sha:
                 return f"{file} was changed after the run wrote it (sha256 differs)"
         except OSError as exc:
             return f"{file} cannot be read ({exc.strerror or exc})"
@@ -282,6 +275,6 @@ def run_experiment(
     return load_result(path, name), False  # reload: callers see exactly what the JSON holds
 
 
-__all__ = ["artifacts_problem", "cache_key", "code_version", "file_sha256", "save_artifacts", "current_key", "is_cached",
+__all__ = ["artifacts_problem", "cache_key", "code_version", "save_artifacts", "current_key", "is_cached",
            "made_by_this_code", "rerun_command", "rerun_hint", "result_path",
            "run_experiment"]
